@@ -1,0 +1,41 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Orleans.MoE.Kernels.Experts;
+
+/// <summary>
+/// The experts of one MoE layer held by this process, stored batched ([E, M, F] and [E, F, M]) so that all of
+/// them run as one pair of batched GEMMs over the dispatch buffer. <see cref="FirstExpert"/> is the global id of
+/// local expert 0 (non-zero once experts are spread over ranks).
+/// </summary>
+public sealed class ExpertBank : nn.Module<Tensor, Tensor>
+{
+    readonly Parameter w1;
+    readonly Parameter w2;
+
+    public ExpertBank(int experts, int dModel, int dFf, double outputInitStd, int firstExpert = 0) : base("experts")
+    {
+        FirstExpert = firstExpert;
+        w1 = nn.Parameter(torch.empty(experts, dModel, dFf));
+        w2 = nn.Parameter(torch.empty(experts, dFf, dModel));
+        nn.init.normal_(w1, 0, 0.02);
+        nn.init.normal_(w2, 0, outputInitStd);
+        RegisterComponents();
+    }
+
+    public int Count => (int)w1.shape[0];
+    public int FirstExpert { get; }
+    public Parameter W1 => w1;
+    public Parameter W2 => w2;
+
+    /// <summary>Parameters of one expert (both matrices).</summary>
+    public long ParametersPerExpert => w1.shape[1] * w1.shape[2] + w2.shape[1] * w2.shape[2];
+
+    /// <summary>[E, R, M] tokens per expert → [E, R, M] outputs.</summary>
+    public override Tensor forward(Tensor buffer)
+    {
+        var hidden = nn.functional.gelu(torch.bmm(buffer, w1.to_type(buffer.dtype)));
+        return torch.bmm(hidden, w2.to_type(buffer.dtype));
+    }
+}

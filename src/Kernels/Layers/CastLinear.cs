@@ -1,0 +1,22 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Orleans.MoE.Kernels.Layers;
+
+/// <summary>y = x·Wᵀ + b with fp32 weights cast to the input's dtype.</summary>
+public sealed class CastLinear : nn.Module<Tensor, Tensor>
+{
+    readonly Parameter weight;
+    readonly Parameter? bias;
+
+    public CastLinear(long inFeatures, long outFeatures, bool hasBias = true, double initStd = 0.02) : base("linear")
+    {
+        weight = nn.Parameter(torch.empty(outFeatures, inFeatures));
+        nn.init.normal_(weight, 0, initStd);
+        if (hasBias) bias = nn.Parameter(torch.zeros(outFeatures));
+        RegisterComponents();
+    }
+
+    public override Tensor forward(Tensor x) => nn.functional.linear(x, weight.As(x), bias?.As(x));
+}

@@ -1,0 +1,34 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Orleans.MoE.Kernels.Layers;
+
+/// <summary>
+/// Residual MoE (DeepSpeed-MoE §4.1): a dense MLP beside the experts, mixed per token by a learned two-way
+/// softmax, out = c₀·MoE(x) + c₁·MLP(x), so top-1 routing gets the quality of top-2 with top-1 communication.
+/// </summary>
+public sealed class ResidualMoE : nn.Module<Tensor, Tensor>
+{
+    readonly MoELayer moe;
+    readonly DenseMlp mlp;
+    readonly CastLinear coefficient;
+
+    public ResidualMoE(MoELayer moe, DenseMlp mlp, int dModel) : base("residual_moe")
+    {
+        this.moe = moe;
+        this.mlp = mlp;
+        coefficient = new CastLinear(dModel, 2);
+        RegisterComponents();
+    }
+
+    public MoELayer Moe => moe;
+
+    public override Tensor forward(Tensor x)
+    {
+        var accumulate = x.AccumulationType();
+        var c = coefficient.forward(x).to_type(accumulate).softmax(-1);
+        var mixed = moe.forward(x).to_type(accumulate) * c.narrow(-1, 0, 1)
+                    + mlp.forward(x).to_type(accumulate) * c.narrow(-1, 1, 1);
+        return mixed.to_type(x.dtype);
+    }
+}

@@ -1,0 +1,108 @@
+using Orleans.MoE.Kernels.Config;
+using Orleans.MoE.Kernels.Layers;
+using Orleans.MoE.Kernels.Routing;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Orleans.MoE.Kernels.Model;
+
+/// <summary>
+/// GPT-style decoder whose feed-forward blocks are dense, MoE or residual MoE per layer (a PR-MoE when the
+/// expert counts grow with depth and the MoE layers are residual). Read top to bottom in <see cref="Forward"/>.
+/// </summary>
+public sealed class GptModel : nn.Module<Tensor, Tensor>
+{
+    readonly Parameter wte;
+    readonly Parameter? wpe;
+    readonly ModuleList<DecoderBlock> blocks;
+    readonly CastLayerNorm lnF;
+    readonly Parameter? lmHead;
+
+    public GptModel(ModelConfig model, MoEConfig moe, int vocabSize) : base("gpt")
+    {
+        Config = model;
+        MoeConfig = moe;
+        VocabSize = vocabSize;
+        double outputStd = 0.02 / Math.Sqrt(2.0 * model.Layers);
+        var moeLayers = moe.Layers.Resolve(model.Layers);
+        var expertCounts = moe.Experts.ForLayers(moeLayers.Count);
+        int expertFfn = moe.ExpertFfn > 0 ? moe.ExpertFfn : model.DFf;
+
+        wte = nn.Parameter(torch.empty(vocabSize, model.DModel));
+        nn.init.normal_(wte, 0, 0.02);
+        if (model.Positions == "learned")
+        {
+            wpe = nn.Parameter(torch.empty(model.ContextLength, model.DModel));
+            nn.init.normal_(wpe, 0, 0.01);
+        }
+        blocks = new ModuleList<DecoderBlock>();
+        for (int i = 0; i < model.Layers; i++)
+        {
+            var attention = new CausalSelfAttention(model.DModel, model.Heads, model.Positions == "rotary", model.Dropout, outputStd);
+            int moeIndex = IndexOf(moeLayers, i);
+            nn.Module<Tensor, Tensor> feedForward;
+            if (moeIndex < 0)
+            {
+                feedForward = new DenseMlp(model.DModel, model.DFf, outputStd);
+            }
+            else
+            {
+                var layer = new MoELayer(i, model.DModel, expertFfn, GateSettings.From(moe, expertCounts[moeIndex]), outputStd, moe.RoutingGroupTokens);
+                feedForward = moe.Residual ? new ResidualMoE(layer, new DenseMlp(model.DModel, model.DFf, outputStd), model.DModel) : layer;
+            }
+            blocks.Add(new DecoderBlock(i, attention, feedForward, model.DModel, model.Dropout));
+        }
+        lnF = new CastLayerNorm(model.DModel);
+        if (!model.TieEmbeddings)
+        {
+            lmHead = nn.Parameter(torch.empty(vocabSize, model.DModel));
+            nn.init.normal_(lmHead, 0, 0.02);
+        }
+        RegisterComponents();
+    }
+
+    public ModelConfig Config { get; }
+    public MoEConfig MoeConfig { get; }
+    public int VocabSize { get; }
+
+    /// <summary>Dtype of activations: fp32, or bf16 for mixed precision (weights stay fp32).</summary>
+    public ScalarType ComputeType { get; set; } = ScalarType.Float32;
+
+    public IEnumerable<DecoderBlock> Blocks => blocks;
+
+    public IEnumerable<MoELayer> MoeLayers => blocks.Select(b => b.Moe).OfType<MoELayer>();
+
+    public override Tensor forward(Tensor tokens) => Forward(tokens, RoutingContext.Inference, null, null);
+
+    /// <summary>tokens [B, T] (int64) → logits [B, T, V] in fp32.</summary>
+    public Tensor Forward(Tensor tokens, RoutingContext routing, MoEStatistics? statistics, KvCache? cache)
+    {
+        long t = tokens.shape[1];
+        long offset = cache?.Length ?? 0;
+        foreach (var moe in MoeLayers)
+        {
+            moe.Context = routing;
+            moe.Statistics = statistics;
+        }
+        var x = wte.index_select(0, tokens.flatten()).view(tokens.shape[0], t, -1).to_type(ComputeType);
+        if (wpe is not null)
+        {
+            if (offset + t > Config.ContextLength)
+                throw new ArgumentException($"positions {offset}..{offset + t - 1} exceed model.context_length = {Config.ContextLength}");
+            x = x + wpe.narrow(0, offset, t).to_type(ComputeType);
+        }
+        if (training && Config.Dropout > 0) x = nn.functional.dropout(x, Config.Dropout, training);
+        foreach (var block in blocks) x = block.Forward(x, cache);
+        cache?.Advance(t);
+        x = lnF.forward(x);
+        return nn.functional.linear(x, (lmHead ?? wte).to_type(x.dtype)).to_type(ScalarType.Float32);
+    }
+
+    static int IndexOf(IReadOnlyList<int> list, int value)
+    {
+        for (int i = 0; i < list.Count; i++)
+            if (list[i] == value) return i;
+        return -1;
+    }
+}

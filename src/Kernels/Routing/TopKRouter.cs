@@ -1,0 +1,154 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Orleans.MoE.Kernels.Routing;
+
+/// <summary>
+/// Learned top-k gate: logits = x·Wᵀ in fp32, softmax, top-k choice, capacity slots by a sort over
+/// (group, expert, choice rank, priority) keys, and the mapping table. No host synchronisation unless
+/// tokens are never dropped (then the capacity is the largest expert load, which must be read back).
+/// </summary>
+public sealed class TopKRouter : nn.Module
+{
+    readonly Parameter weight;
+    readonly GateSettings settings;
+    readonly int layerIndex;
+
+    public TopKRouter(int dModel, GateSettings settings, int layerIndex) : base("router")
+    {
+        this.settings = settings;
+        this.layerIndex = layerIndex;
+        weight = nn.Parameter(torch.empty(settings.Experts, dModel));
+        nn.init.normal_(weight, 0, 0.02);
+        RegisterComponents();
+    }
+
+    public GateSettings Settings => settings;
+
+    public Parameter Weight => weight;
+
+    /// <summary>Routes N tokens [N, M] split into <paramref name="groups"/> equal routing groups.</summary>
+    public RoutingTable Route(Tensor x, int groups, RoutingContext context)
+    {
+        long n = x.shape[0];
+        if (n % groups != 0) throw new ArgumentException($"{n} tokens do not split into {groups} routing groups");
+        int g = (int)(n / groups);
+        int e = settings.Experts, k = settings.TopK;
+        bool noisy = training && settings.Noise != RouterNoise.None;
+        bool sampleSecond = training && k == 2 && settings.SecondExpertSampling;
+        var device = x.device;
+
+        using var scope = torch.NewDisposeScope();
+        var groupNoise = training && (noisy || sampleSecond || (settings.DropTokens && settings.UseRts))
+            ? DrawNoise(groups, g, x.shape[1], device, context)
+            : null;
+
+        var input = x.to_type(x.AccumulationType());
+        if (training && settings.Noise == RouterNoise.Jitter) input = input * groupNoise!.Jitter!;
+        var logits = nn.functional.linear(input, weight.to_type(input.dtype));
+        var probs = logits.softmax(-1);
+
+        var scores = training && settings.Noise == RouterNoise.RSample ? logits + groupNoise!.Gumbel! : logits;
+        Tensor chosen;
+        if (sampleSecond)
+        {
+            // DeepSpeed's top-2: the second expert is the argmax of Gumbel-perturbed logits with the first masked out.
+            var first = scores.argmax(-1, keepdim: true);
+            var second = (logits + groupNoise!.SecondGumbel!).scatter(1, first, float.NegativeInfinity).argmax(-1, keepdim: true);
+            chosen = torch.cat([first, second], 1);
+        }
+        else
+        {
+            chosen = scores.topk(k, dim: 1).indexes;
+        }
+        var gates = probs.gather(1, chosen);
+
+        var groupOfToken = torch.arange(n, device: device).div(g, rounding_mode: RoundingMode.floor);
+        var auxLoss = LoadBalancingLoss(probs, chosen, groupOfToken, groups, g);
+        var zLoss = logits.logsumexp(-1).square().mean();
+
+        // Slot order inside each (group, expert): every first choice before any second choice (GShard),
+        // then by position in the group, or by a random priority when random token selection is on.
+        var priority = groupNoise?.Priority ?? torch.arange(n, device: device).remainder(g);
+        var rank = torch.arange(k, device: device).unsqueeze(0);
+        var bucket = groupOfToken.unsqueeze(1) * e + chosen;                         // [N, k]
+        var key = ((bucket * k + rank) * g + priority.unsqueeze(1)).flatten();
+        var order = key.argsort(0, false);
+        var bucketFlat = bucket.flatten();
+        var counts = bucketFlat.bincount(null, (long)groups * e);
+        var starts = counts.cumsum(0) - counts;
+        var sortedBucket = bucketFlat.index_select(0, order);
+        var slotSorted = torch.arange(n * k, device: device) - starts.index_select(0, sortedBucket);
+        var slot = torch.empty_like(slotSorted).index_copy_(0, order, slotSorted).view(n, k);
+
+        int capacity = settings.DropTokens
+            ? Routing.Capacity.Compute(g, e, k, training ? settings.CapacityFactor : settings.EvalCapacityFactor, settings.MinCapacity)
+            : Math.Max(1, (int)counts.max().item<long>());
+        var keep = slot.lt(capacity);
+        var keptGates = gates * keep;
+        var weights = k == 1 ? keptGates : keptGates / keptGates.sum(1, keepdim: true).clamp_min(1.1920929e-07);
+
+        long rows = (long)e * groups * capacity;
+        var destination = torch.where(keep, chosen * (groups * (long)capacity) + groupOfToken.unsqueeze(1) * capacity + slot,
+            torch.full_like(slot, rows)).flatten();
+        var chosenFlat = chosen.flatten();
+        var table = new RoutingTable
+        {
+            Experts = chosen.MoveToOuterDisposeScope(),
+            Destination = destination.MoveToOuterDisposeScope(),
+            Weights = weights.MoveToOuterDisposeScope(),
+            Load = chosenFlat.bincount(null, e).MoveToOuterDisposeScope(),
+            Kept = chosenFlat.bincount(keep.flatten().to_type(ScalarType.Float32), e).to_type(ScalarType.Int64).MoveToOuterDisposeScope(),
+            AuxLoss = auxLoss.MoveToOuterDisposeScope(),
+            ZLoss = zLoss.MoveToOuterDisposeScope(),
+            ExpertCount = e,
+            TopK = k,
+            Groups = groups,
+            Capacity = capacity,
+        };
+        return table;
+    }
+
+    /// <summary>
+    /// E · Σₑ meanₜ(pₑ) · fₑ per group, averaged over groups. fₑ is the fraction of tokens whose first choice
+    /// is e for top-1 and top-2 (DeepSpeed's top1gating/top2gating) and the fraction of all k choices for k &gt; 2
+    /// (DeepSpeed's topkgating: mean(me·ce)·E²/k).
+    /// </summary>
+    Tensor LoadBalancingLoss(Tensor probs, Tensor chosen, Tensor groupOfToken, int groups, int g)
+    {
+        int e = settings.Experts, k = settings.TopK;
+        var meanProb = probs.view(groups, g, e).mean([1]);
+        var counted = k <= 2 ? chosen.narrow(1, 0, 1) : chosen;
+        var bucket = (groupOfToken.unsqueeze(1) * e + counted).flatten();
+        var fraction = bucket.bincount(null, (long)groups * e).to_type(probs.dtype).view(groups, e) / (g * counted.shape[1]);
+        return (meanProb * fraction).sum(1).mean() * e;
+    }
+
+    sealed record GroupNoise(Tensor? Jitter, Tensor? Gumbel, Tensor? SecondGumbel, Tensor? Priority);
+
+    GroupNoise DrawNoise(int groups, int g, long dModel, Device device, RoutingContext context)
+    {
+        int e = settings.Experts;
+        return new GroupNoise(
+            settings.Noise == RouterNoise.Jitter ? Draw(1, gen => torch.rand(g, dModel, generator: gen) * (2 * settings.JitterEpsilon) + (1.0 - settings.JitterEpsilon)) : null,
+            settings.Noise == RouterNoise.RSample ? Draw(2, gen => Gumbel(torch.rand(g, e, generator: gen))) : null,
+            settings.TopK == 2 && settings.SecondExpertSampling ? Draw(3, gen => Gumbel(torch.rand(g, e, generator: gen))) : null,
+            settings.DropTokens && settings.UseRts ? Draw(4, gen => torch.randperm(g, generator: gen)) : null);
+
+        // Each stream has its own generator per group, so turning one option on does not shift another's numbers.
+        Tensor Draw(long stream, Func<Generator, Tensor> sample)
+        {
+            var parts = new Tensor[groups];
+            for (int i = 0; i < groups; i++)
+            {
+                using var gen = new Generator((ulong)(context.GroupSeed(layerIndex, i) ^ (stream << 56)));
+                parts[i] = sample(gen);
+            }
+            return torch.cat(parts, 0).to(device);
+        }
+    }
+
+    static Tensor Gumbel(Tensor uniform) =>
+        -(-(uniform.clamp(1e-20, 1.0 - 1e-7)).log()).log();
+}

@@ -1,0 +1,80 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Orleans.MoE.Kernels.Training;
+
+/// <summary>
+/// Adam with decoupled weight decay (Loshchilov &amp; Hutter), state kept per parameter name so a checkpoint
+/// can store it beside the weights and re-shard expert moments with the experts. Matrices (and expert
+/// tensors) decay; biases, norms and other vectors do not.
+/// </summary>
+public sealed class AdamW : IDisposable
+{
+    readonly (string Name, Parameter Parameter)[] parameters;
+    readonly Dictionary<string, (Tensor M, Tensor V)> moments = [];
+
+    public AdamW(IEnumerable<(string Name, Parameter Parameter)> parameters, double beta1, double beta2, double epsilon, double weightDecay)
+    {
+        this.parameters = parameters.ToArray();
+        Beta1 = beta1;
+        Beta2 = beta2;
+        Epsilon = epsilon;
+        WeightDecay = weightDecay;
+        foreach (var (name, p) in this.parameters)
+            moments[name] = (torch.zeros_like(p).DetachFromDisposeScope(), torch.zeros_like(p).DetachFromDisposeScope());
+    }
+
+    public double Beta1 { get; }
+    public double Beta2 { get; }
+    public double Epsilon { get; }
+    public double WeightDecay { get; }
+
+    /// <summary>Optimiser steps taken (t in the bias correction).</summary>
+    public long StepCount { get; set; }
+
+    public IReadOnlyDictionary<string, (Tensor M, Tensor V)> Moments => moments;
+
+    public void Step(double learningRate)
+    {
+        StepCount++;
+        double c1 = 1 - Math.Pow(Beta1, StepCount), c2 = 1 - Math.Pow(Beta2, StepCount);
+        using var noGrad = torch.no_grad();
+        foreach (var (name, p) in parameters)
+        {
+            var g = p.grad;
+            if (g is null) continue;
+            var (m, v) = moments[name];
+            m.mul_(Beta1).add_(g, alpha: 1 - Beta1);
+            v.mul_(Beta2).addcmul_(g, g, value: 1 - Beta2);
+            if (WeightDecay > 0 && p.dim() >= 2) p.mul_(1 - learningRate * WeightDecay);
+            using var denom = v.div(c2).sqrt_().add_(Epsilon);
+            p.addcdiv_(m, denom, value: -learningRate / c1);
+        }
+    }
+
+    public void ZeroGrad()
+    {
+        foreach (var (_, p) in parameters)
+            p.grad?.zero_();
+    }
+
+    /// <summary>Replaces the moments of one parameter (loading a checkpoint).</summary>
+    public void LoadMoments(string name, Tensor m, Tensor v)
+    {
+        var (cm, cv) = moments[name];
+        using var noGrad = torch.no_grad();
+        cm.copy_(m);
+        cv.copy_(v);
+    }
+
+    public void Dispose()
+    {
+        foreach (var (m, v) in moments.Values)
+        {
+            m.Dispose();
+            v.Dispose();
+        }
+        moments.Clear();
+    }
+}

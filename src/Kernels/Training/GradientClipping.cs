@@ -1,0 +1,22 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Orleans.MoE.Kernels.Training;
+
+/// <summary>Scales all gradients so their global L2 norm is at most the limit, without a host read.</summary>
+public static class GradientClipping
+{
+    /// <summary>Returns the norm before clipping (a scalar tensor; reading it is the caller's choice).</summary>
+    public static Tensor ClipGlobalNorm(IEnumerable<Tensor> parameters, double maxNorm)
+    {
+        var grads = parameters.Select(p => p.grad).OfType<Tensor>().ToArray();
+        using var noGrad = torch.no_grad();
+        var norm = torch.stack(grads.Select(g => g.to_type(ScalarType.Float32).square().sum()).ToArray()).sum().sqrt();
+        if (maxNorm > 0)
+        {
+            using var scale = (maxNorm / (norm + 1e-6)).clamp_max(1.0);
+            foreach (var g in grads) g.mul_(scale);
+        }
+        return norm;
+    }
+}
