@@ -9,12 +9,12 @@ namespace Orleans.MoE.Kernels.Training;
 /// can store it beside the weights and re-shard expert moments with the experts. Matrices (and expert
 /// tensors) decay; biases, norms and other vectors do not.
 /// </summary>
-public sealed class AdamW : IDisposable
+public sealed class AdamWOptimizer : IDisposable
 {
     readonly (string Name, Parameter Parameter)[] parameters;
     readonly Dictionary<string, (Tensor M, Tensor V)> moments = [];
 
-    public AdamW(IEnumerable<(string Name, Parameter Parameter)> parameters, double beta1, double beta2, double epsilon, double weightDecay)
+    public AdamWOptimizer(IEnumerable<(string Name, Parameter Parameter)> parameters, double beta1, double beta2, double epsilon, double weightDecay)
     {
         this.parameters = parameters.ToArray();
         Beta1 = beta1;

@@ -1,0 +1,11 @@
+using System.CommandLine;
+using Orleans.MoE.Client.Commands;
+
+var root = new RootCommand("Orleans.MoE: train, distil and serve Mixture-of-Experts language models")
+{
+    DoctorCommand.Create(),
+    TrainCommand.Create(),
+    EvalCommand.Create(),
+    GenerateCommand.Create(),
+};
+return await root.Parse(args).InvokeAsync();

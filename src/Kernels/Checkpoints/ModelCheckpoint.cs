@@ -1,0 +1,163 @@
+using System.Globalization;
+using System.Text.Json;
+using Orleans.MoE.Kernels.Config;
+using Orleans.MoE.Kernels.Data;
+using Orleans.MoE.Kernels.Model;
+using Orleans.MoE.Kernels.Tokenizers;
+using Orleans.MoE.Kernels.Training;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Orleans.MoE.Kernels.Checkpoints;
+
+/// <summary>
+/// A training checkpoint of a GPT/MoE model. Layout (all verified through the manifest on open):
+/// <c>config.json</c>, <c>state.json</c> (step, data position, tokenizer, optimiser step),
+/// <c>dense.safetensors</c> (every non-expert parameter with its AdamWOptimizer moments as NAME.exp_avg / NAME.exp_avg_sq),
+/// and one <c>expert-L{layer}-E{global id}.safetensors</c> per expert holding w1, w2 and their moments, so a later
+/// run can place experts on any number of ranks.
+/// </summary>
+public sealed class ModelCheckpoint
+{
+    const string ConfigFile = "config.json", StateFile = "state.json", DenseFile = "dense.safetensors";
+    const string Average = ".exp_avg", Square = ".exp_avg_sq";
+
+    readonly CheckpointDirectory directory;
+
+    ModelCheckpoint(CheckpointDirectory directory, JobConfig config, CheckpointState state)
+    {
+        this.directory = directory;
+        Config = config;
+        State = state;
+    }
+
+    public JobConfig Config { get; }
+    public string Path => directory.Path;
+    public long Step => State.Step;
+    public SamplerPosition DataPosition => new(State.DataEpoch, State.DataIndex);
+    public ITextTokenizer Tokenizer => TokenizerFactory.Create(State.Tokenizer);
+    CheckpointState State { get; }
+
+    public static string ExpertFile(int layer, int globalExpert) =>
+        string.Create(CultureInfo.InvariantCulture, $"expert-L{layer:D2}-E{globalExpert:D3}.safetensors");
+
+    /// <summary>Opens and verifies a checkpoint folder (checksums of every file).</summary>
+    public static ModelCheckpoint Open(string path)
+    {
+        var directory = CheckpointDirectory.Open(path);
+        var config = JobConfig.Parse(directory.ReadText(ConfigFile));
+        var state = JsonSerializer.Deserialize<CheckpointState>(directory.ReadText(StateFile), JobConfig.JsonOptions)
+                    ?? throw new CorruptCheckpointException(directory.Path, StateFile, "is empty");
+        return new ModelCheckpoint(directory, config, state);
+    }
+
+    /// <summary>Writes step-NNNNNN under <paramref name="parent"/> atomically and returns its path.</summary>
+    public static string Save(string parent, JobConfig config, string tokenizer, GptModel model, AdamWOptimizer optimizer, long step, SamplerPosition position)
+    {
+        Directory.CreateDirectory(parent);
+        using var scope = torch.NewDisposeScope();
+        using var writer = CheckpointDirectory.Create(System.IO.Path.Combine(parent, CheckpointDirectory.StepName(step)));
+        writer.WriteText(ConfigFile, config.ToJson());
+        writer.WriteText(StateFile, JsonSerializer.Serialize(
+            new CheckpointState(step, position.Epoch, position.Index, tokenizer, optimizer.StepCount), JobConfig.JsonOptions));
+
+        var experts = ExpertParameters(model);
+        var dense = new Dictionary<string, Tensor>();
+        foreach (var (name, p) in model.named_parameters())
+        {
+            if (experts.ContainsKey(name)) continue;
+            var (m, v) = optimizer.Moments[name];
+            dense[name] = p;
+            dense[name + Average] = m;
+            dense[name + Square] = v;
+        }
+        writer.WriteTensors(DenseFile, dense);
+
+        foreach (var moe in model.MoeLayers)
+        {
+            var bank = moe.Experts;
+            string n1 = NameOf(model, bank.W1), n2 = NameOf(model, bank.W2);
+            var (m1, v1) = optimizer.Moments[n1];
+            var (m2, v2) = optimizer.Moments[n2];
+            for (int j = 0; j < bank.Count; j++)
+            {
+                writer.WriteTensors(ExpertFile(moe.LayerIndex, bank.FirstExpert + j), new Dictionary<string, Tensor>
+                {
+                    ["w1"] = bank.W1[j], ["w1" + Average] = m1[j], ["w1" + Square] = v1[j],
+                    ["w2"] = bank.W2[j], ["w2" + Average] = m2[j], ["w2" + Square] = v2[j],
+                });
+            }
+        }
+        return writer.Commit().Path;
+    }
+
+    /// <summary>Fails before any work if the run's model differs from the one saved.</summary>
+    public void RequireCompatible(JobConfig config)
+    {
+        string Describe(JobConfig c) => JsonSerializer.Serialize(new { c.Model, c.Moe }, JobConfig.JsonOptions);
+        if (Describe(config) != Describe(Config))
+            throw new ConfigException("model", $"differs from the checkpoint's model in {Path}; resume with the checkpoint's own config");
+    }
+
+    /// <summary>Builds the saved model on a device, weights restored, ready for evaluation.</summary>
+    public GptModel LoadModel(Device device)
+    {
+        var model = new GptModel(Config.Model, Config.Moe, Tokenizer.VocabSize);
+        Restore(model, null);
+        model.to(device);
+        model.ComputeType = Config.Training.Precision == "bf16" || (Config.Training.Precision == "auto" && device.type == DeviceType.CUDA)
+            ? ScalarType.BFloat16 : ScalarType.Float32;
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Copies weights (and, when given, optimiser moments and step) into a model of the same shape.</summary>
+    public void Restore(GptModel model, AdamWOptimizer? optimizer)
+    {
+        using var noGrad = torch.no_grad();
+        var experts = ExpertParameters(model);
+        using (var dense = directory.ReadTensors(DenseFile))
+        {
+            foreach (var (name, p) in model.named_parameters())
+            {
+                if (experts.ContainsKey(name)) continue;
+                p.copy_(Required(dense.Tensors, name, DenseFile));
+                optimizer?.LoadMoments(name, Required(dense.Tensors, name + Average, DenseFile), Required(dense.Tensors, name + Square, DenseFile));
+            }
+        }
+        foreach (var moe in model.MoeLayers)
+        {
+            var bank = moe.Experts;
+            string n1 = NameOf(model, bank.W1), n2 = NameOf(model, bank.W2);
+            for (int j = 0; j < bank.Count; j++)
+            {
+                string file = ExpertFile(moe.LayerIndex, bank.FirstExpert + j);
+                using var content = directory.ReadTensors(file);
+                var t = content.Tensors;
+                bank.W1[j].copy_(Required(t, "w1", file));
+                bank.W2[j].copy_(Required(t, "w2", file));
+                if (optimizer is null) continue;
+                optimizer.Moments[n1].M[j].copy_(Required(t, "w1" + Average, file));
+                optimizer.Moments[n1].V[j].copy_(Required(t, "w1" + Square, file));
+                optimizer.Moments[n2].M[j].copy_(Required(t, "w2" + Average, file));
+                optimizer.Moments[n2].V[j].copy_(Required(t, "w2" + Square, file));
+            }
+        }
+        if (optimizer is not null) optimizer.StepCount = State.OptimizerStep;
+    }
+
+    Tensor Required(IReadOnlyDictionary<string, Tensor> tensors, string name, string file) =>
+        tensors.TryGetValue(name, out var t) ? t : throw new CorruptCheckpointException(directory.Path, file, $"has no tensor '{name}'");
+
+    static Dictionary<string, Parameter> ExpertParameters(GptModel model)
+    {
+        var expertTensors = model.MoeLayers.SelectMany(m => new[] { m.Experts.W1, m.Experts.W2 }).ToHashSet(ReferenceEqualityComparer.Instance);
+        return model.named_parameters().Where(p => expertTensors.Contains(p.parameter)).ToDictionary(p => p.name, p => p.parameter);
+    }
+
+    static string NameOf(GptModel model, Parameter parameter) =>
+        model.named_parameters().First(p => ReferenceEquals(p.parameter, parameter)).name;
+
+    sealed record CheckpointState(long Step, long DataEpoch, long DataIndex, string Tokenizer, long OptimizerStep);
+}

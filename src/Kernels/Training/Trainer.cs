@@ -1,0 +1,119 @@
+using System.Diagnostics;
+using Orleans.MoE.Kernels.Config;
+using Orleans.MoE.Kernels.Data;
+using Orleans.MoE.Kernels.Layers;
+using Orleans.MoE.Kernels.Model;
+using Orleans.MoE.Kernels.Routing;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Orleans.MoE.Kernels.Training;
+
+/// <summary>
+/// Drives optimiser steps on one process: the global batch is drawn once, split into micro-batches whose
+/// gradients accumulate, then clipped on the global norm and applied by AdamWOptimizer on the warm-up + cosine schedule.
+/// Routing group i of a step uses random stream (seed, step, i), so the split into micro-batches does not
+/// change which numbers a group draws.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    readonly JobConfig config;
+    readonly LearningRateSchedule schedule;
+    readonly int microBatch;
+    readonly Parameter[] parameters;
+
+    public Trainer(JobConfig config, GptModel model, TokenStream train, Device device)
+    {
+        this.config = config;
+        Model = model;
+        Device = device;
+        var t = config.Training;
+        microBatch = t.MicroBatchSize > 0 ? t.MicroBatchSize : t.BatchSize;
+        schedule = new LearningRateSchedule(t.LearningRate, t.MinLearningRate, t.WarmupSteps, t.Steps);
+        var named = model.named_parameters().ToArray();
+        parameters = named.Select(p => p.parameter).ToArray();
+        Optimizer = new AdamWOptimizer(named.Select(p => (p.name, p.parameter)), t.Beta1, t.Beta2, t.Epsilon, t.WeightDecay);
+        this.train = train;
+        Sampler = new BatchSampler(train.Tokens, model.Config.ContextLength, t.BatchSize, config.Seed);
+    }
+
+    readonly TokenStream train;
+
+    public GptModel Model { get; }
+    public Device Device { get; }
+    public AdamWOptimizer Optimizer { get; }
+    public BatchSampler Sampler { get; private set; }
+
+    /// <summary>Continues from a checkpoint: the next step is <paramref name="step"/> and the data resumes at <paramref name="position"/>.</summary>
+    public void ResumeAt(long step, SamplerPosition position)
+    {
+        Step = step;
+        Sampler = new BatchSampler(train.Tokens, Model.Config.ContextLength, config.Training.BatchSize, config.Seed, position);
+    }
+
+    /// <summary>Optimiser steps completed.</summary>
+    public long Step { get; private set; }
+
+    public StepMetrics TrainStep()
+    {
+        var clock = Stopwatch.StartNew();
+        var moe = config.Moe;
+        int length = Model.Config.ContextLength;
+        int groupsPerMicro = moe.RoutingGroupTokens > 0 ? microBatch * length / moe.RoutingGroupTokens : 1;
+        Model.train();
+        Optimizer.ZeroGrad();
+        using var scope = torch.NewDisposeScope();
+        using var batch = Sampler.Next(Device);
+        int micros = (int)(batch.Input.shape[0] / microBatch);
+        var ce = torch.zeros(1, device: Device);
+        var aux = torch.zeros(1, device: Device);
+        var z = torch.zeros(1, device: Device);
+        var reports = new List<MoELayerReport>();
+        for (int i = 0; i < micros; i++)
+        {
+            var input = batch.Input.narrow(0, i * microBatch, microBatch);
+            var target = batch.Target.narrow(0, i * microBatch, microBatch);
+            var statistics = new MoEStatistics();
+            var logits = Model.Forward(input, new RoutingContext(config.Seed, Step, (long)i * groupsPerMicro), statistics, null);
+            var loss = nn.functional.cross_entropy(logits.view(-1, logits.shape[^1]), target.reshape(-1));
+            var auxLoss = statistics.TotalAuxLoss(Device);
+            var zLoss = statistics.TotalZLoss(Device);
+            var total = (loss + moe.AuxLossCoef * auxLoss + moe.ZLossCoef * zLoss) / micros;
+            total.backward();
+            ce += loss.detach() / micros;
+            aux += auxLoss.detach() / micros;
+            z += zLoss.detach() / micros;
+            reports.AddRange(statistics.Reports);
+        }
+        var norm = GradientClipping.ClipGlobalNorm(parameters, config.Training.GradClip);
+        double lr = schedule.At(Step);
+        Optimizer.Step(lr);
+        Step++;
+
+        var loads = reports.GroupBy(r => r.Layer).OrderBy(g => g.Key).Select(g => new ExpertLoad(
+            g.Key,
+            Sum(g.Select(r => r.Load)),
+            Sum(g.Select(r => r.Kept)),
+            g.Max(r => r.Capacity))).ToArray();
+        double meanLoss = ce.item<float>();
+        if (!double.IsFinite(meanLoss)) throw new InvalidOperationException($"training loss is {meanLoss} at step {Step}; lower training.learning_rate");
+        return new StepMetrics
+        {
+            Step = Step,
+            Loss = meanLoss,
+            AuxLoss = aux.item<float>(),
+            ZLoss = z.item<float>(),
+            LearningRate = lr,
+            GradNorm = norm.item<float>(),
+            Tokens = batch.TargetCount,
+            Seconds = clock.Elapsed.TotalSeconds,
+            ExpertLoads = loads,
+        };
+    }
+
+    static long[] Sum(IEnumerable<Tensor> counts) =>
+        torch.stack(counts.ToArray()).sum(dim: 0).cpu().data<long>().ToArray();
+
+    public void Dispose() => Optimizer.Dispose();
+}

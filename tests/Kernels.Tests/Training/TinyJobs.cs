@@ -1,0 +1,36 @@
+using Orleans.MoE.Kernels.Config;
+using Orleans.MoE.Kernels.Data;
+using Orleans.MoE.Kernels.Training;
+
+namespace Orleans.MoE.Kernels.Tests.Training;
+
+/// <summary>The repository's tiny configs, shortened for tests, run on the CPU over the real Brown corpus.</summary>
+internal static class TinyJobs
+{
+    public static string RepositoryRoot =>
+        CacheDirectory.FindRepositoryRoot(AppContext.BaseDirectory) ?? throw new InvalidOperationException("tests run inside the repository");
+
+    public static JobConfig Load(string name, int steps) => Shorten(JobConfig.Load(Path.Combine(RepositoryRoot, "configs", name + ".json")), steps);
+
+    public static JobConfig Shorten(JobConfig config, int steps) => config with
+    {
+        Device = "cpu",
+        Training = config.Training with { Steps = steps, WarmupSteps = Math.Min(config.Training.WarmupSteps, steps / 4), EvalInterval = 0, CheckpointInterval = 0, EvalTokens = 16384 },
+    };
+
+    public static TrainingRunOptions Options(string output, string? resume = null, long? stopAfter = null) => new()
+    {
+        OutputDirectory = output,
+        CacheDirectory = CacheDirectory.Default(),
+        ResumeFrom = resume,
+        StopAfter = stopAfter,
+        Device = "cpu",
+    };
+
+    public static string TempDirectory()
+    {
+        string path = Path.Combine(Path.GetTempPath(), "moe-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(path);
+        return path;
+    }
+}
