@@ -44,8 +44,16 @@ internal sealed class TrainingDisplay(bool json) : IProgress<TrainingProgress>
             {
                 Console.Error.WriteLine(JsonSerializer.Serialize(new
                 {
-                    @event = "step", step = m.Step, total = value.TotalSteps, loss = m.Loss, aux_loss = m.AuxLoss, lr = m.LearningRate,
-                    grad_norm = m.GradNorm, tokens_per_second = m.TokensPerSecond, balance = m.Balance, dropped = m.DroppedFraction,
+                    @event = "step",
+                    step = m.Step,
+                    total = value.TotalSteps,
+                    loss = m.Loss,
+                    aux_loss = m.AuxLoss,
+                    lr = m.LearningRate,
+                    grad_norm = m.GradNorm,
+                    tokens_per_second = m.TokensPerSecond,
+                    balance = m.Balance,
+                    dropped = m.DroppedFraction,
                     eta_seconds = value.Eta.TotalSeconds,
                 }));
             }

@@ -84,8 +84,12 @@ public sealed class ModelCheckpoint
             {
                 writer.WriteTensors(ExpertFile(moe.LayerIndex, bank.FirstExpert + j), new Dictionary<string, Tensor>
                 {
-                    ["w1"] = bank.W1[j], ["w1" + Average] = m1[j], ["w1" + Square] = v1[j],
-                    ["w2"] = bank.W2[j], ["w2" + Average] = m2[j], ["w2" + Square] = v2[j],
+                    ["w1"] = bank.W1[j],
+                    ["w1" + Average] = m1[j],
+                    ["w1" + Square] = v1[j],
+                    ["w2"] = bank.W2[j],
+                    ["w2" + Average] = m2[j],
+                    ["w2" + Square] = v2[j],
                 });
             }
         }

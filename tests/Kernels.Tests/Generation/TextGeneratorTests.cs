@@ -1,0 +1,54 @@
+using Orleans.MoE.Kernels.Config;
+using Orleans.MoE.Kernels.Generation;
+using Orleans.MoE.Kernels.Model;
+using Orleans.MoE.Kernels.Tokenizers;
+using TorchSharp;
+
+namespace Orleans.MoE.Kernels.Tests.Generation;
+
+public class TextGeneratorTests
+{
+    static GptModel TinyModel()
+    {
+        torch.manual_seed(9);
+        return new GptModel(new ModelConfig { Layers = 2, DModel = 32, Heads = 2, DFf = 64, ContextLength = 24 }, new MoEConfig { Experts = ExpertCounts.Uniform(4) }, 257);
+    }
+
+    static string Run(GptModel model, SamplingOptions options) =>
+        string.Concat(new TextGenerator(model, new ByteTokenizer(), torch.CPU).Generate("abc", options).Select(t => t.Text));
+
+    [Fact]
+    public void SameSeedSameText_OtherSeedOtherText()
+    {
+        using var model = TinyModel();
+        var options = new SamplingOptions { MaxTokens = 30, Temperature = 1.5, TopP = 1.0, Seed = 3 };
+        Assert.Equal(Run(model, options), Run(model, options));
+        Assert.NotEqual(Run(model, options), Run(model, options with { Seed = 4 }));
+    }
+
+    [Fact]
+    public void GenerationRunsPastTheContextWindow()
+    {
+        using var model = TinyModel();
+        var ids = new TextGenerator(model, new ByteTokenizer(), torch.CPU)
+            .Generate("abc", new SamplingOptions { MaxTokens = 60, Temperature = 1.0, Seed = 1 }).ToList();
+        Assert.InRange(ids.Count, 1, 60);
+    }
+
+    [Fact]
+    public void TopPSamplingKeepsOnlyTheNucleus()
+    {
+        // Probabilities 0.5, 0.3, 0.2: with p = 0.6 only the first two tokens can be drawn.
+        var logits = torch.tensor(new float[] { MathF.Log(0.5f), MathF.Log(0.3f), MathF.Log(0.2f) }).view(1, 3);
+        using var generator = new torch.Generator(1);
+        var drawn = Enumerable.Range(0, 300).Select(_ => TokenSampler.Sample(logits, 1.0, 0.6, generator).item<long>()).ToHashSet();
+        Assert.Equal(new HashSet<long> { 0, 1 }, drawn);
+    }
+
+    [Fact]
+    public void BadSamplingParametersAreNamed()
+    {
+        Assert.Contains("top_p", Assert.Throws<ArgumentException>(() => new SamplingOptions { TopP = 1.5 }.Validate()).Message);
+        Assert.Contains("max_tokens", Assert.Throws<ArgumentException>(() => new SamplingOptions { MaxTokens = 0 }.Validate()).Message);
+    }
+}
