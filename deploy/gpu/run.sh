@@ -14,9 +14,9 @@ gpu="$root/.gpu"
 
 package() {
   rm -rf "$gpu" && mkdir -p "$gpu"
-  dotnet publish "$root/src/Client/Orleans.MoE.Client.csproj" -c Release -p:MoeGpu=true -o "$gpu/moe" --nologo -v q
+  dotnet publish "$root/src/Client/Orleans.MoE.Client.csproj" -c Release -r linux-x64 --self-contained false -p:MoeGpu=true -o "$gpu/moe" --nologo -v q
   if [ -f "$root/bench/MoELayerBench/MoELayerBench.csproj" ]; then
-    dotnet publish "$root/bench/MoELayerBench/MoELayerBench.csproj" -c Release -p:MoeGpu=true -o "$gpu/bench" --nologo -v q
+    dotnet publish "$root/bench/MoELayerBench/MoELayerBench.csproj" -c Release -r linux-x64 --self-contained false -p:MoeGpu=true -o "$gpu/bench" --nologo -v q
   fi
   # Only the managed assemblies and libLibTorchSharp.so travel; the GPU host's PyTorch supplies libtorch.
   find "$gpu" -name 'libtorch*.so' ! -name 'libLibTorchSharp.so' -delete

@@ -55,7 +55,8 @@ public sealed class TopKRouter : nn.Module
         {
             // DeepSpeed's top-2: the second expert is the argmax of Gumbel-perturbed logits with the first masked out.
             var first = scores.argmax(-1, keepdim: true);
-            var second = (logits + groupNoise!.SecondGumbel!).scatter(1, first, float.NegativeInfinity).argmax(-1, keepdim: true);
+            var excluded = torch.full(first.shape, double.NegativeInfinity, dtype: logits.dtype, device: device);
+            var second = (logits + groupNoise!.SecondGumbel!).scatter(1, first, excluded).argmax(-1, keepdim: true);
             chosen = torch.cat([first, second], 1);
         }
         else
