@@ -33,6 +33,7 @@ public static class ConfigValidator
         if (moe.CapacityFactor <= 0) throw new ConfigException("moe.capacity_factor", "must be > 0");
         if (moe.EvalCapacityFactor <= 0) throw new ConfigException("moe.eval_capacity_factor", "must be > 0");
         if (moe.MinCapacity < 0) throw new ConfigException("moe.min_capacity", "must be ≥ 0");
+        if (moe.CapacityAlignment < 1) throw new ConfigException("moe.capacity_alignment", "must be ≥ 1 (1 = exact capacity)");
         OneOf("moe.noisy_gate_policy", moe.NoisyGatePolicy, MoEConfig.NoisePolicies);
         if (moe.JitterEpsilon is < 0 or >= 1) throw new ConfigException("moe.jitter_epsilon", "must be in [0, 1)");
         if (moe.AuxLossCoef < 0) throw new ConfigException("moe.aux_loss_coef", "must be ≥ 0");

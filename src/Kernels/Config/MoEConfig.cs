@@ -21,6 +21,9 @@ public sealed record MoEConfig
     public double EvalCapacityFactor { get; init; } = 1.0;
     public int MinCapacity { get; init; } = 4;
 
+    /// <summary>Round capacity up to a multiple of this for the matrix units (1 = exact, as DeepSpeed).</summary>
+    public int CapacityAlignment { get; init; } = 1;
+
     /// <summary>False = dropless: capacity grows to the largest expert load.</summary>
     public bool DropTokens { get; init; } = true;
 

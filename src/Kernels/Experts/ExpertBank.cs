@@ -32,10 +32,26 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
     /// <summary>Parameters of one expert (both matrices).</summary>
     public long ParametersPerExpert => w1.shape[1] * w1.shape[2] + w2.shape[1] * w2.shape[2];
 
-    /// <summary>[E, R, M] tokens per expert → [E, R, M] outputs.</summary>
+    /// <summary>[E, R, M] tokens per expert (padded buffer) → [E, R, M] outputs: one batched GEMM pair.</summary>
     public override Tensor forward(Tensor buffer)
     {
-        var hidden = nn.functional.gelu(torch.bmm(buffer, w1.to_type(buffer.dtype)));
-        return torch.bmm(hidden, w2.to_type(buffer.dtype));
+        var hidden = nn.functional.gelu(torch.bmm(buffer, w1.As(buffer)));
+        return torch.bmm(hidden, w2.As(buffer));
+    }
+
+    /// <summary>
+    /// Packed buffer [Σ sizes, M] (expert e's rows are the e-th segment) → outputs in the same layout: one GEMM
+    /// pair per expert on views, so no padding is computed. Unbinding the weights (rather than indexing them)
+    /// keeps the backward to one stack of per-expert gradients.
+    /// </summary>
+    public Tensor ForwardPacked(Tensor buffer, long[] sizes)
+    {
+        var segments = buffer.split(sizes, 0);
+        var first = w1.As(buffer).unbind(0);
+        var second = w2.As(buffer).unbind(0);
+        var outputs = new Tensor[segments.Length];
+        for (int e = 0; e < segments.Length; e++)
+            outputs[e] = nn.functional.gelu(segments[e].matmul(first[e])).matmul(second[e]);
+        return torch.cat(outputs, 0);
     }
 }

@@ -5,37 +5,31 @@ using static TorchSharp.torch;
 namespace Orleans.MoE.Kernels.Layers;
 
 /// <summary>
-/// Moves tokens into expert buffers and back through the routing table alone: dispatch is one gather of
-/// token rows, combine is one gather of expert rows weighted and summed in fp32. The padding row (index N on
-/// the token side, <see cref="RoutingTable.DropRow"/> on the expert side) is zero, so dropped tokens and
-/// empty slots need no masks.
+/// Moves tokens into the expert buffer and back through the routing table alone: dispatch is one scatter of
+/// token rows into a zeroed buffer, combine is one gather of expert rows scaled by the gate (for k ≥ 2 weighted
+/// and summed over the choices in fp32). Dropped assignments write to the spare row past the end, which is cut
+/// off, and read a real row with weight 0, so neither side needs a mask.
 /// </summary>
 public static class IndexDispatcher
 {
-    /// <summary>[N, M] tokens → [E, groups·C, M] expert buffer.</summary>
+    /// <summary>[N, M] tokens → [E, groups·C, M] (padded) or [N·k, M] (packed) expert buffer.</summary>
     public static Tensor Dispatch(Tensor tokens, RoutingTable table)
     {
-        long n = tokens.shape[0], m = tokens.shape[1];
-        using var scope = torch.NewDisposeScope();
-        var tokenOfAssignment = torch.arange(n * table.TopK, device: tokens.device).div(table.TopK, rounding_mode: RoundingMode.floor);
-        // Source token of every buffer row; unfilled rows (and the drop row) read the zero padding row N.
-        var source = torch.full(table.BufferRows + 1, n, dtype: ScalarType.Int64, device: tokens.device)
-            .index_copy_(0, table.Destination, tokenOfAssignment)
-            .narrow(0, 0, table.BufferRows);
-        var padded = torch.cat([tokens, tokens.new_zeros(1, m)], 0);
-        return padded.index_select(0, source).view(table.ExpertCount, table.BufferRows / table.ExpertCount, m)
-            .MoveToOuterDisposeScope();
+        long n = tokens.shape[0], m = tokens.shape[1], rows = table.BufferRows;
+        var source = table.TopK == 1 ? tokens : tokens.unsqueeze(1).expand(n, table.TopK, m).reshape(n * table.TopK, m);
+        var buffer = tokens.new_zeros(rows + 1, m).index_copy_(0, table.Destination, source).narrow(0, 0, rows);
+        return table.Layout == ExpertBufferLayout.Padded ? buffer.view(table.ExpertCount, rows / table.ExpertCount, m) : buffer;
     }
 
-    /// <summary>[E, groups·C, M] expert outputs → [N, M] tokens, Σ over choices of weight × output, in fp32.</summary>
+    /// <summary>Expert outputs (either layout) → [N, M] tokens: Σ over choices of weight × output, in fp32.</summary>
     public static Tensor Combine(Tensor expertOutput, RoutingTable table, long tokens)
     {
-        long m = expertOutput.shape[2];
-        using var scope = torch.NewDisposeScope();
-        var rows = expertOutput.reshape(table.BufferRows, m);
-        var padded = torch.cat([rows, rows.new_zeros(1, m)], 0);
-        var gathered = padded.index_select(0, table.Destination).to_type(expertOutput.AccumulationType());
-        var weighted = gathered * table.Weights.reshape(-1, 1).to_type(gathered.dtype);
-        return weighted.view(tokens, table.TopK, m).sum(1).to_type(expertOutput.dtype).MoveToOuterDisposeScope();
+        long m = expertOutput.shape[^1], rows = table.BufferRows;
+        var gathered = expertOutput.reshape(rows, m).index_select(0, table.Destination.clamp_max(rows - 1));
+        // One choice per token is a product, not a sum: scale in the output dtype and skip two fp32 passes.
+        if (table.TopK == 1) return gathered * table.Weights.to_type(gathered.dtype).reshape(-1, 1);
+        var accumulate = expertOutput.AccumulationType();
+        var weighted = gathered.to_type(accumulate) * table.Weights.to_type(accumulate).reshape(-1, 1);
+        return weighted.view(tokens, table.TopK, m).sum(1).to_type(expertOutput.dtype);
     }
 }

@@ -28,9 +28,9 @@ public sealed class MoELayer : nn.Module<Tensor, Tensor>
     public TopKRouter Router => router;
     public ExpertBank Experts => experts;
 
-    /// <summary>Set by the model before each forward: the random streams and where reports go.</summary>
-    internal RoutingContext Context { get; set; } = RoutingContext.Inference;
-    internal MoEStatistics? Statistics { get; set; }
+    /// <summary>Set by the model (or a benchmark) before each forward: the random streams and where reports go.</summary>
+    public RoutingContext Context { get; set; } = RoutingContext.Inference;
+    public MoEStatistics? Statistics { get; set; }
 
     public override Tensor forward(Tensor x)
     {
@@ -39,11 +39,11 @@ public sealed class MoELayer : nn.Module<Tensor, Tensor>
         var tokens = x.reshape(-1, m);
         long n = tokens.shape[0];
         int groups = GroupTokens > 0 && n % GroupTokens == 0 ? (int)(n / GroupTokens) : 1;
-        using var table = router.Route(tokens, groups, Context);
+        var table = router.Route(tokens, groups, Context);
         var buffer = IndexDispatcher.Dispatch(tokens, table);
-        var output = experts.forward(buffer);
+        var output = table.Layout == ExpertBufferLayout.Packed ? experts.ForwardPacked(buffer, table.SegmentSizes!) : experts.forward(buffer);
         var combined = IndexDispatcher.Combine(output, table, n);
-        Statistics?.Add(new MoELayerReport(LayerIndex, table.AuxLoss.alias(), table.ZLoss.alias(), table.Load.alias(), table.Kept.alias(), table.Capacity));
+        Statistics?.Add(new MoELayerReport(LayerIndex, table));
         return combined.view(shape);
     }
 }

@@ -10,6 +10,10 @@ public sealed record GateSettings
     public double CapacityFactor { get; init; } = 1.0;
     public double EvalCapacityFactor { get; init; } = 1.0;
     public int MinCapacity { get; init; } = 4;
+
+    /// <summary>Capacity rounded up to a multiple of this (1 = DeepSpeed's exact capacity).</summary>
+    public int CapacityAlignment { get; init; } = 1;
+
     public bool DropTokens { get; init; } = true;
     public bool UseRts { get; init; } = true;
     public RouterNoise Noise { get; init; } = RouterNoise.None;
@@ -23,6 +27,7 @@ public sealed record GateSettings
         CapacityFactor = moe.CapacityFactor,
         EvalCapacityFactor = moe.EvalCapacityFactor,
         MinCapacity = moe.MinCapacity,
+        CapacityAlignment = moe.CapacityAlignment,
         DropTokens = moe.DropTokens,
         UseRts = moe.UseRts,
         Noise = moe.NoisyGatePolicy switch

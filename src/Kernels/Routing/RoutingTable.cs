@@ -1,16 +1,29 @@
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Orleans.MoE.Kernels.Routing;
 
+/// <summary>How the expert buffer is laid out.</summary>
+public enum ExpertBufferLayout
+{
+    /// <summary>[E, groups·C] rows: every expert gets C slots per group, empty slots stay zero (batched GEMM).</summary>
+    Padded,
+
+    /// <summary>N·k rows, expert after expert with no padding (dropless only; one GEMM per expert segment).</summary>
+    Packed,
+}
+
 /// <summary>
 /// The token→(expert, slot) mapping of one MoE forward, the only routing structure there is (no
-/// [tokens × experts × capacity] one-hot tensor). Expert buffers are laid out [E, groups·C]: row
-/// e·(groups·C) + g·C + slot holds the token that group g sent to expert e at that slot. A dropped
-/// assignment points at row E·groups·C, one past the end, which dispatch never fills and combine reads as zero.
+/// [tokens × experts × capacity] one-hot tensor). In the padded layout row e·(groups·C) + g·C + slot holds the
+/// token that group g sent to expert e at that slot; in the packed layout expert e's tokens are rows
+/// offset(e) … offset(e)+count(e)−1. A dropped assignment points at <see cref="DropRow"/>, one past the end,
+/// which dispatch never fills and combine reads as zero. The statistics are computed when first read, so a
+/// forward that nobody inspects (inference) does not pay for them.
 /// </summary>
-public sealed class RoutingTable : IDisposable
+public sealed class RoutingTable
 {
+    Tensor? auxLoss, zLoss, load, kept;
+
     /// <summary>[N, k] chosen experts per token (int64).</summary>
     public required Tensor Experts { get; init; }
 
@@ -20,36 +33,37 @@ public sealed class RoutingTable : IDisposable
     /// <summary>[N, k] combine weights (fp32): gate probabilities, renormalised over kept choices when k ≥ 2; 0 when dropped.</summary>
     public required Tensor Weights { get; init; }
 
-    /// <summary>[E] assignments each expert received, before dropping (int64).</summary>
-    public required Tensor Load { get; init; }
-
-    /// <summary>[E] assignments each expert kept (int64).</summary>
-    public required Tensor Kept { get; init; }
-
-    /// <summary>Load-balancing loss, averaged over routing groups (fp32 scalar).</summary>
-    public required Tensor AuxLoss { get; init; }
-
-    /// <summary>Router z-loss: mean squared log-sum-exp of the logits (fp32 scalar).</summary>
-    public required Tensor ZLoss { get; init; }
-
     public required int ExpertCount { get; init; }
     public required int TopK { get; init; }
     public required int Groups { get; init; }
+
+    /// <summary>Slots per expert and group (padded layout); the largest expert load in the packed layout.</summary>
     public required int Capacity { get; init; }
 
-    /// <summary>Rows in the expert buffer (E · groups · C).</summary>
-    public long BufferRows => (long)ExpertCount * Groups * Capacity;
+    public ExpertBufferLayout Layout { get; init; } = ExpertBufferLayout.Padded;
+
+    /// <summary>Rows per expert in the packed layout (read back to the host: the one sync of dropless mode).</summary>
+    public long[]? SegmentSizes { get; init; }
+
+    public required Func<Tensor> AuxLossSource { get; init; }
+    public required Func<Tensor> ZLossSource { get; init; }
+    public required Func<Tensor> LoadSource { get; init; }
+    public required Func<Tensor> KeptSource { get; init; }
+
+    /// <summary>Load-balancing loss, averaged over routing groups (fp32 scalar).</summary>
+    public Tensor AuxLoss => auxLoss ??= AuxLossSource();
+
+    /// <summary>Router z-loss: mean squared log-sum-exp of the logits (fp32 scalar).</summary>
+    public Tensor ZLoss => zLoss ??= ZLossSource();
+
+    /// <summary>[E] assignments each expert received, before dropping (int64).</summary>
+    public Tensor Load => load ??= LoadSource();
+
+    /// <summary>[E] assignments each expert kept (int64).</summary>
+    public Tensor Kept => kept ??= KeptSource();
+
+    /// <summary>Rows in the expert buffer.</summary>
+    public long BufferRows => Layout == ExpertBufferLayout.Padded ? (long)ExpertCount * Groups * Capacity : Destination.shape[0];
 
     public long DropRow => BufferRows;
-
-    public void Dispose()
-    {
-        Experts.Dispose();
-        Destination.Dispose();
-        Weights.Dispose();
-        Load.Dispose();
-        Kept.Dispose();
-        AuxLoss.Dispose();
-        ZLoss.Dispose();
-    }
 }

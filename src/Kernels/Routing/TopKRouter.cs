@@ -5,9 +5,11 @@ using static TorchSharp.torch;
 namespace Orleans.MoE.Kernels.Routing;
 
 /// <summary>
-/// Learned top-k gate: logits = x·Wᵀ in fp32, softmax, top-k choice, capacity slots by a sort over
-/// (group, expert, choice rank, priority) keys, and the mapping table. No host synchronisation unless
-/// tokens are never dropped (then the capacity is the largest expert load, which must be read back).
+/// Learned top-k gate with every DeepSpeed-MoE option: logits = x·Wᵀ in fp32, optional jitter or Gumbel noise,
+/// top-k choice, capacity slots by a sort over (group, expert, choice rank, priority) keys so that random token
+/// selection is one more key, and the mapping table. No host synchronisation unless tokens are never dropped
+/// (then the capacity is the largest expert load, which must be read back). Routing without noise or random
+/// selection takes the shorter <see cref="ScanRouter"/> path, which gives the same table.
 /// </summary>
 public sealed class TopKRouter : nn.Module
 {
@@ -28,18 +30,31 @@ public sealed class TopKRouter : nn.Module
 
     public Parameter Weight => weight;
 
+    /// <summary>Lay dropless buffers out packed (grouped expert GEMMs) rather than padded to the largest load.</summary>
+    public bool PackDropless { get; set; } = true;
+
+    /// <summary>Tests turn this off to compare the general sort-based path with the scan path.</summary>
+    internal bool AllowScanPath { get; set; } = true;
+
     /// <summary>Routes N tokens [N, M] split into <paramref name="groups"/> equal routing groups.</summary>
     public RoutingTable Route(Tensor x, int groups, RoutingContext context)
     {
         long n = x.shape[0];
         if (n % groups != 0) throw new ArgumentException($"{n} tokens do not split into {groups} routing groups");
+        bool random = training && (settings.Noise != RouterNoise.None || (settings.TopK == 2 && settings.SecondExpertSampling) || (settings.DropTokens && settings.UseRts));
+        if (!random && AllowScanPath) return ScanRouter.Route(x, weight, settings, groups, training, PackDropless);
+        return RouteWithSort(x, groups, context);
+    }
+
+    RoutingTable RouteWithSort(Tensor x, int groups, RoutingContext context)
+    {
+        long n = x.shape[0];
         int g = (int)(n / groups);
         int e = settings.Experts, k = settings.TopK;
         bool noisy = training && settings.Noise != RouterNoise.None;
         bool sampleSecond = training && k == 2 && settings.SecondExpertSampling;
         var device = x.device;
 
-        using var scope = torch.NewDisposeScope();
         var groupNoise = training && (noisy || sampleSecond || (settings.DropTokens && settings.UseRts))
             ? DrawNoise(groups, g, x.shape[1], device, context)
             : null;
@@ -84,7 +99,7 @@ public sealed class TopKRouter : nn.Module
         var slot = torch.empty_like(slotSorted).index_copy_(0, order, slotSorted).view(n, k);
 
         int capacity = settings.DropTokens
-            ? Routing.Capacity.Compute(g, e, k, training ? settings.CapacityFactor : settings.EvalCapacityFactor, settings.MinCapacity)
+            ? Routing.Capacity.Compute(g, e, k, training ? settings.CapacityFactor : settings.EvalCapacityFactor, settings.MinCapacity, settings.CapacityAlignment)
             : Math.Max(1, (int)counts.max().item<long>());
         var keep = slot.lt(capacity);
         var keptGates = gates * keep;
@@ -96,13 +111,13 @@ public sealed class TopKRouter : nn.Module
         var chosenFlat = chosen.flatten();
         var table = new RoutingTable
         {
-            Experts = chosen.MoveToOuterDisposeScope(),
-            Destination = destination.MoveToOuterDisposeScope(),
-            Weights = weights.MoveToOuterDisposeScope(),
-            Load = chosenFlat.bincount(null, e).MoveToOuterDisposeScope(),
-            Kept = chosenFlat.bincount(keep.flatten().to_type(ScalarType.Float32), e).to_type(ScalarType.Int64).MoveToOuterDisposeScope(),
-            AuxLoss = auxLoss.MoveToOuterDisposeScope(),
-            ZLoss = zLoss.MoveToOuterDisposeScope(),
+            Experts = chosen,
+            Destination = destination,
+            Weights = weights,
+            LoadSource = () => chosenFlat.bincount(null, e),
+            KeptSource = () => chosenFlat.bincount(keep.flatten().to_type(ScalarType.Float32), e).to_type(ScalarType.Int64),
+            AuxLossSource = () => auxLoss,
+            ZLossSource = () => zLoss,
             ExpertCount = e,
             TopK = k,
             Groups = groups,

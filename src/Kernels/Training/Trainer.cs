@@ -78,7 +78,8 @@ public sealed class Trainer : IDisposable
             var logits = Model.Forward(input, new RoutingContext(config.Seed, Step, (long)i * groupsPerMicro), statistics, null);
             var loss = nn.functional.cross_entropy(logits.view(-1, logits.shape[^1]), target.reshape(-1));
             var auxLoss = statistics.TotalAuxLoss(Device);
-            var zLoss = statistics.TotalZLoss(Device);
+            // The z-loss costs three launches per layer; compute it only when it counts.
+            var zLoss = moe.ZLossCoef > 0 ? statistics.TotalZLoss(Device) : torch.zeros(1, device: Device).squeeze();
             var total = (loss + moe.AuxLossCoef * auxLoss + moe.ZLossCoef * zLoss) / micros;
             total.backward();
             ce += loss.detach() / micros;
@@ -93,9 +94,9 @@ public sealed class Trainer : IDisposable
 
         var loads = reports.GroupBy(r => r.Layer).OrderBy(g => g.Key).Select(g => new ExpertLoad(
             g.Key,
-            Sum(g.Select(r => r.Load)),
-            Sum(g.Select(r => r.Kept)),
-            g.Max(r => r.Capacity))).ToArray();
+            Sum(g.Select(r => r.Table.Load)),
+            Sum(g.Select(r => r.Table.Kept)),
+            g.Max(r => r.Table.Capacity))).ToArray();
         double meanLoss = ce.item<float>();
         if (!double.IsFinite(meanLoss)) throw new InvalidOperationException($"training loss is {meanLoss} at step {Step}; lower training.learning_rate");
         return new StepMetrics
