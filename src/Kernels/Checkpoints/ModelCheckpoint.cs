@@ -110,8 +110,7 @@ public sealed class ModelCheckpoint
         var model = new GptModel(Config.Model, Config.Moe, Tokenizer.VocabSize);
         Restore(model, null);
         model.to(device);
-        model.ComputeType = Config.Training.Precision == "bf16" || (Config.Training.Precision == "auto" && device.type == DeviceType.CUDA)
-            ? ScalarType.BFloat16 : ScalarType.Float32;
+        model.ComputeType = ComputePrecision.For(Config.Training.Precision, device);
         model.eval();
         return model;
     }

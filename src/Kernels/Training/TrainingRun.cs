@@ -46,7 +46,7 @@ public sealed class TrainingRun : IDisposable
         torch.manual_seed(config.Seed);
         var model = new GptModel(config.Model, config.Moe, data.Tokenizer.VocabSize);
         model.to(device);
-        model.ComputeType = ComputeTypeFor(config.Training.Precision, device);
+        model.ComputeType = ComputePrecision.For(config.Training.Precision, device);
         var trainer = new Trainer(config, model, data.Train, device);
         if (checkpoint is not null)
         {
@@ -55,13 +55,6 @@ public sealed class TrainingRun : IDisposable
         }
         return new TrainingRun(config, options, data, model, trainer, device);
     }
-
-    static ScalarType ComputeTypeFor(string precision, Device device) => precision switch
-    {
-        "bf16" => ScalarType.BFloat16,
-        "fp32" => ScalarType.Float32,
-        _ => device.type == DeviceType.CUDA ? ScalarType.BFloat16 : ScalarType.Float32,
-    };
 
     /// <summary>Trains until the last step (or <see cref="TrainingRunOptions.StopAfter"/>), evaluates and writes a final checkpoint.</summary>
     public TrainingSummary Run(IProgress<TrainingProgress>? progress, CancellationToken cancellation)
