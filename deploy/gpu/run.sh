@@ -37,6 +37,8 @@ prepare_remote() {
   export MOE_CACHE="${MOE_CACHE:-$gpu/cache}"
   # NVLink multicast stays off on these shared hosts.
   export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+  # Large MoE models allocate many differently sized expert buffers; expandable segments avoid fragmentation.
+  export PYTORCH_CUDA_ALLOC_CONF="${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}"
 }
 
 case "${1:-}" in

@@ -11,7 +11,8 @@ public static class GradientClipping
     {
         var grads = parameters.Select(p => p.grad).OfType<Tensor>().ToArray();
         using var noGrad = torch.no_grad();
-        var norm = torch.stack(grads.Select(g => g.to_type(ScalarType.Float32).square().sum()).ToArray()).sum().sqrt();
+        // Per-tensor norms first: squaring whole gradients would hold a second copy of every gradient at once.
+        var norm = torch.stack(grads.Select(g => g.norm().to_type(ScalarType.Float32)).ToArray()).norm();
         if (maxNorm > 0)
         {
             using var scale = (maxNorm / (norm + 1e-6)).clamp_max(1.0);
