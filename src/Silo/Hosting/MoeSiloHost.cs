@@ -42,7 +42,9 @@ public static class MoeSiloHost
         else
         {
             // Logs go to stderr: stdout belongs to whoever embeds the silo (the console's --json results).
-            builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+            builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning)
+                // Start-up advice (server GC) is noise for a console that embeds a silo.
+                .AddFilter("Orleans.Runtime.Silo", LogLevel.Error);
             builder.Services.Configure<Microsoft.Extensions.Logging.Console.ConsoleLoggerOptions>(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
         }
         if (web) ((WebApplicationBuilder)builder).WebHost.UseUrls($"http://0.0.0.0:{options.HttpPort}");
