@@ -43,6 +43,12 @@ internal static class UpCommand
                 stopped.TrySetResult();
             };
             using var registration = cancellation.Register(() => stopped.TrySetResult());
+            // `kill` (SIGTERM) stops the cluster as cleanly as Ctrl+C does.
+            using var terminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
+            {
+                context.Cancel = true;
+                stopped.TrySetResult();
+            });
             await stopped.Task;
             return 0;
         }));

@@ -23,6 +23,10 @@ public sealed partial class JobCoordinatorGrain(
     readonly JobEventLog events = new();
     long chunkStartedAt;
 
+    // When the last chunk's report arrived: the next chunk's wall time counts from there, so the coordinator's own
+    // handling between chunks (metrics, events, the next BeginSteps) is counted as orchestration too.
+    long? lastChunkArrivedAt;
+
     JobCoordinatorState S => store.State;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
@@ -117,7 +121,7 @@ public sealed partial class JobCoordinatorGrain(
                     {
                         double mean = S.Step > 0 && S.DeviceSeconds > 0 ? S.DeviceSeconds / Math.Max(1, S.StepsBySilo.Values.Sum()) : 0;
                         int count = ChunkSizer.Next(S.Submission!.ChunkSteps, mean, phase.UntilStep - S.Step);
-                        chunkStartedAt = Stopwatch.GetTimestamp();
+                        chunkStartedAt = lastChunkArrivedAt ?? Stopwatch.GetTimestamp();
                         long from = S.Step, generation = S.Plan!.Generation;
                         await Task.WhenAll(S.Plan.Members.Select(m =>
                             resilience.GrainCalls.ExecuteAsync(async _ => await Replica(m).BeginSteps(generation, from, count)).AsTask()));
@@ -149,7 +153,9 @@ public sealed partial class JobCoordinatorGrain(
             await Fail(new InvalidOperationException(error));
             return;
         }
-        S.ChunkWallSeconds += Stopwatch.GetElapsedTime(chunkStartedAt).TotalSeconds;
+        long arrived = Stopwatch.GetTimestamp();
+        S.ChunkWallSeconds += Stopwatch.GetElapsedTime(chunkStartedAt, arrived).TotalSeconds;
+        lastChunkArrivedAt = arrived;
         S.DeviceSeconds += result.DeviceSeconds;
         foreach (var step in result.Steps)
         {
