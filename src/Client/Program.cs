@@ -7,5 +7,11 @@ var root = new RootCommand("Orleans.MoE: train, distil and serve Mixture-of-Expe
     TrainCommand.Create(),
     EvalCommand.Create(),
     GenerateCommand.Create(),
+    UpCommand.Create(),
+    SubmitCommand.Create(),
+    WatchCommand.Create(),
+    JobsCommand.Create(),
+    JobsCommand.CreateCancel(),
+    ClusterCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();

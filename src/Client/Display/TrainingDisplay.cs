@@ -36,6 +36,33 @@ internal sealed class TrainingDisplay(bool json) : IProgress<TrainingProgress>
         return result;
     }
 
+    /// <summary>As <see cref="Wrap{T}"/> for a body that awaits (the job runs elsewhere and streams its steps).</summary>
+    public async Task WrapAsync(long totalSteps, long startStep, Func<Task> body)
+    {
+        if (json || !AnsiConsole.Profile.Capabilities.Interactive)
+        {
+            await body();
+            return;
+        }
+        await AnsiConsole.Progress()
+            .AutoClear(false)
+            .Columns(new TaskDescriptionColumn { Alignment = Justify.Left }, new ProgressBarColumn(), new PercentageColumn())
+            .StartAsync(async ctx =>
+            {
+                task = ctx.AddTask("starting", maxValue: totalSteps);
+                task.Value = startStep;
+                await body();
+            });
+    }
+
+    /// <summary>A line of context (not a step) above the progress.</summary>
+    public void Note(string line)
+    {
+        if (json) return;
+        if (task is not null) AnsiConsole.MarkupLine(Markup.Escape(line));
+        else Console.WriteLine(line);
+    }
+
     public void Report(TrainingProgress value)
     {
         if (value.Step is { } m)

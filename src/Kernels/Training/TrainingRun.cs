@@ -56,35 +56,75 @@ public sealed class TrainingRun : IDisposable
         return new TrainingRun(config, options, data, model, trainer, device);
     }
 
+    // What the steps run so far in this object have produced; Run and RunSteps share it so that a run driven in
+    // chunks (the silo's replica) ends with the same summary as one driven to the end in one call.
+    readonly List<double> losses = [];
+    readonly List<double> rates = [];
+    Stopwatch? clock;
+    long firstStep;
+    double trainLoss = double.NaN;
+
+    /// <summary>The step this run stops at: training.steps, or <see cref="TrainingRunOptions.StopAfter"/> when smaller.</summary>
+    public long LastStep => Math.Min(Config.Training.Steps, options.StopAfter ?? Config.Training.Steps);
+
     /// <summary>Trains until the last step (or <see cref="TrainingRunOptions.StopAfter"/>), evaluates and writes a final checkpoint.</summary>
     public TrainingSummary Run(IProgress<TrainingProgress>? progress, CancellationToken cancellation)
     {
-        var t = Config.Training;
-        long last = Math.Min(t.Steps, options.StopAfter ?? t.Steps);
-        var clock = Stopwatch.StartNew();
-        var losses = new List<double>();
-        var rates = new List<double>();
-        string? checkpoint = null;
-        double trainLoss = double.NaN;
-        long first = Trainer.Step;
-        while (Trainer.Step < last && !cancellation.IsCancellationRequested)
+        while (Trainer.Step < LastStep && !cancellation.IsCancellationRequested)
         {
-            var metrics = Trainer.TrainStep();
-            losses.Add(metrics.Loss);
-            rates.Add(metrics.TokensPerSecond);
-            trainLoss = metrics.Loss;
-            double perStep = clock.Elapsed.TotalSeconds / (Trainer.Step - first);
-            EvaluationResult? validation = null;
-            if (t.EvalInterval > 0 && Trainer.Step % t.EvalInterval == 0 && Trainer.Step < last)
-                validation = Evaluate(Data.Validation, t.EvalTokens);
-            string? written = null;
-            if (t.CheckpointInterval > 0 && Trainer.Step % t.CheckpointInterval == 0 && Trainer.Step < last)
-                written = checkpoint = SaveCheckpoint();
-            progress?.Report(new TrainingProgress(metrics, last, TimeSpan.FromSeconds(perStep * (last - Trainer.Step)), validation, written));
+            // Not `progress?.Report(StepOnSchedule())`: that would skip the step itself when nobody listens.
+            var step = StepOnSchedule();
+            progress?.Report(step);
         }
+        return Finish(progress);
+    }
+
+    /// <summary>
+    /// Runs at most <paramref name="count"/> steps (fewer at the last step or on cancellation), with the periodic
+    /// evaluations and checkpoints <see cref="Run"/> makes; what each step reported, in order. A controller that
+    /// drives a run in chunks calls this, then <see cref="Finish"/>.
+    /// </summary>
+    public IReadOnlyList<TrainingProgress> RunSteps(int count, CancellationToken cancellation)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(count);
+        var reports = new List<TrainingProgress>(Math.Min(count, 1024));
+        for (int i = 0; i < count && Trainer.Step < LastStep && !cancellation.IsCancellationRequested; i++)
+            reports.Add(StepOnSchedule());
+        return reports;
+    }
+
+    /// <summary>One optimiser step plus the evaluation and checkpoint the schedule asks for at it.</summary>
+    TrainingProgress StepOnSchedule()
+    {
+        var t = Config.Training;
+        long last = LastStep;
+        if (clock is null)
+        {
+            clock = Stopwatch.StartNew();
+            firstStep = Trainer.Step;
+        }
+        var metrics = Trainer.TrainStep();
+        losses.Add(metrics.Loss);
+        rates.Add(metrics.TokensPerSecond);
+        trainLoss = metrics.Loss;
+        double perStep = clock.Elapsed.TotalSeconds / (Trainer.Step - firstStep);
+        EvaluationResult? validation = null;
+        if (t.EvalInterval > 0 && Trainer.Step % t.EvalInterval == 0 && Trainer.Step < last)
+            validation = Evaluate(Data.Validation, t.EvalTokens);
+        string? written = null;
+        if (t.CheckpointInterval > 0 && Trainer.Step % t.CheckpointInterval == 0 && Trainer.Step < last)
+            written = SaveCheckpoint();
+        return new TrainingProgress(metrics, last, TimeSpan.FromSeconds(perStep * (last - Trainer.Step)), validation, written);
+    }
+
+    /// <summary>Evaluates on the validation split, writes the final checkpoint and summarises the steps this object ran.</summary>
+    public TrainingSummary Finish(IProgress<TrainingProgress>? progress = null)
+    {
+        var t = Config.Training;
+        clock ??= Stopwatch.StartNew();
         var final = Evaluate(Data.Validation, t.EvalTokens);
-        checkpoint = SaveCheckpoint();
-        progress?.Report(new TrainingProgress(null, last, TimeSpan.Zero, final, checkpoint));
+        string checkpoint = SaveCheckpoint();
+        progress?.Report(new TrainingProgress(null, LastStep, TimeSpan.Zero, final, checkpoint));
         var count = Parameters;
         return new TrainingSummary
         {
@@ -101,7 +141,7 @@ public sealed class TrainingRun : IDisposable
             Seconds = clock.Elapsed.TotalSeconds,
             Device = Device.ToString(),
             Checkpoint = checkpoint,
-            Losses = losses,
+            Losses = losses.ToList(),
         };
     }
 

@@ -76,4 +76,24 @@ public class TrainingRunTests
         for (int i = 0; i < a.Count; i++)
             Assert.True(Math.Abs(a[i] - b[i]) < 2e-5, $"step {i + 1}: {a[i]} vs {b[i]}");
     }
+
+    [Fact]
+    public void RunningInChunksGivesTheLossesAndSummaryOfOneRun()
+    {
+        var config = TinyJobs.Load("tiny-pr-moe", steps: 7);
+        TrainingSummary whole;
+        using (var run = TrainingRun.Create(config, TinyJobs.Options(TinyJobs.TempDirectory())))
+            whole = run.Run(null, CancellationToken.None);
+
+        using var chunked = TrainingRun.Create(config, TinyJobs.Options(TinyJobs.TempDirectory()));
+        var steps = new List<long>();
+        foreach (int size in new[] { 3, 3, 3 })
+            steps.AddRange(chunked.RunSteps(size, CancellationToken.None).Select(p => p.Step!.Step));
+        Assert.Equal([1, 2, 3, 4, 5, 6, 7], steps);
+        Assert.Empty(chunked.RunSteps(5, CancellationToken.None));
+        var summary = chunked.Finish();
+        Assert.Equal(whole.Losses, summary.Losses);
+        Assert.Equal(whole.ValLoss, summary.ValLoss);
+        Assert.EndsWith("step-000007", summary.Checkpoint);
+    }
 }

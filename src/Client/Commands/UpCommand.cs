@@ -1,0 +1,57 @@
+using System.CommandLine;
+using Orleans.MoE.Client.Cluster;
+using Spectre.Console;
+
+namespace Orleans.MoE.Client.Commands;
+
+/// <summary><c>moe up</c>: runs a cluster of CPU silos (with dashboards) in the foreground until Ctrl+C.</summary>
+internal static class UpCommand
+{
+    public static Command Create()
+    {
+        var silos = new Option<int>("--silos") { Description = "How many silos (one per device; here, CPU devices)", DefaultValueFactory = _ => 1 };
+        var postgres = new Option<string?>("--postgres") { Description = "Use PostgreSQL membership and job storage (Npgsql connection string; apply deploy/postgres/*.sql first)" };
+        var port = new Option<int>("--http-port") { Description = "HTTP port of the first silo's dashboard (others count up)", DefaultValueFactory = _ => 8080 };
+        var token = new Option<string?>("--token") { Description = "Require this token for /dashboard and /moe (?token=…)" };
+        var json = CommonOptions.Json();
+        var command = new Command("up", "Start a cluster in the foreground and print the dashboard URL") { silos, postgres, port, token, json };
+        command.SetAction((parse, cancellation) => CommandRunner.RunAsync(parse.GetValue(json), async () =>
+        {
+            int count = parse.GetValue(silos);
+            if (count < 1) throw new ArgumentException("--silos must be at least 1");
+            await using var cluster = await EmbeddedCluster.StartAsync(count, web: true, parse.GetValue(postgres), cancellation, parse.GetValue(port), parse.GetValue(token));
+            string url = $"http://127.0.0.1:{cluster.Silos[0].HttpPort}";
+            if (parse.GetValue(json))
+            {
+                Console.WriteLine(System.Text.Json.JsonSerializer.Serialize(new
+                {
+                    dashboard = url + "/dashboard",
+                    moe_view = url + "/moe",
+                    gateway = cluster.Silos[0].GatewayPort,
+                    silos = cluster.Silos.Select(s => new { name = s.SiloName, silo_port = s.SiloPort, gateway_port = s.GatewayPort, http_port = s.HttpPort }),
+                }));
+            }
+            else
+            {
+                AnsiConsole.MarkupLine($"[green]{count} silo(s) up[/] (gateway localhost:{cluster.Silos[0].GatewayPort}). Dashboard: [link]{url}/dashboard[/]  MoE view: [link]{url}/moe[/]");
+                AnsiConsole.MarkupLine("Ctrl+C stops the cluster.");
+            }
+            var stopped = new TaskCompletionSource();
+            Console.CancelKeyPress += (_, e) =>
+            {
+                e.Cancel = true;
+                stopped.TrySetResult();
+            };
+            using var registration = cancellation.Register(() => stopped.TrySetResult());
+            // `kill` (SIGTERM) stops the cluster as cleanly as Ctrl+C does.
+            using var terminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
+            {
+                context.Cancel = true;
+                stopped.TrySetResult();
+            });
+            await stopped.Task;
+            return 0;
+        }));
+        return command;
+    }
+}

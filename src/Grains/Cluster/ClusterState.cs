@@ -1,0 +1,12 @@
+using Orleans.MoE.Grains.Contracts;
+
+namespace Orleans.MoE.Grains.Cluster;
+
+/// <summary>What the cluster grain persists: every job submitted, the queue, and which silos each running job holds.</summary>
+[GenerateSerializer]
+public sealed class ClusterState
+{
+    [Id(0)] public List<JobListing> Jobs { get; set; } = [];
+    [Id(1)] public List<string> Queue { get; set; } = [];
+    [Id(2)] public Dictionary<string, List<string>> SilosByJob { get; set; } = [];
+}

@@ -1,0 +1,29 @@
+using Orleans.Concurrency;
+
+namespace Orleans.MoE.Grains.Contracts;
+
+/// <summary>
+/// One data-parallel replica of a job (key from <see cref="Placement.PlanKey"/>: job, generation, rank and the silo
+/// the plan names). It owns a training session on its silo's device executor; every call is short.
+/// </summary>
+public interface IReplicaGrain : IGrainWithStringKey
+{
+    /// <summary>Loads data and builds (or restores) the model on the device; idempotent for the same generation.</summary>
+    Task<ReplicaState> Prepare(ReplicaAssignment assignment);
+
+    /// <summary>
+    /// Queues <paramref name="count"/> steps after <paramref name="fromStep"/> on the device and returns at once; the
+    /// replica calls the coordinator's StepsCompleted when they are done. A repeated call for a chunk already
+    /// queued or run is ignored (idempotent by generation and step).
+    /// </summary>
+    Task BeginSteps(long generation, long fromStep, int count);
+
+    /// <summary>Queues the final evaluation and checkpoint; the replica calls EvaluationCompleted when done.</summary>
+    Task BeginEvaluation(long generation);
+
+    /// <summary>Stops after the step in progress, writes a checkpoint (when asked) and closes the session.</summary>
+    Task<string?> Stop(long generation, bool checkpoint);
+
+    [AlwaysInterleave]
+    Task<ReplicaState> GetState();
+}

@@ -1,0 +1,29 @@
+namespace Orleans.MoE.Grains.Contracts;
+
+/// <summary>What a replica needs to set up its part of a job on its device: the plan's rank and the run's settings.</summary>
+[GenerateSerializer, Immutable]
+public sealed record ReplicaAssignment
+{
+    [Id(0)] public required string JobId { get; init; }
+    [Id(1)] public required long Generation { get; init; }
+    [Id(2)] public required int Rank { get; init; }
+    [Id(3)] public required string ConfigJson { get; init; }
+    [Id(4)] public required string OutputDirectory { get; init; }
+    [Id(5)] public string? ResumeFrom { get; init; }
+    [Id(6)] public long? StopAfter { get; init; }
+    [Id(7)] public string? Device { get; init; }
+
+    /// <summary>The plan this replica belongs to (expert shards to report loads to, later the data-plane groups).</summary>
+    [Id(8)] public required ExecutionPlan Plan { get; init; }
+
+    /// <summary>The session key on the silo's device: one training session per (job, generation, rank).</summary>
+    public string SessionKey => $"{JobId}/g{Generation}/r{Rank}";
+}
+
+/// <summary>What a replica knows about the session on its device.</summary>
+[GenerateSerializer, Immutable]
+public sealed record ReplicaState([property: Id(0)] string Silo, [property: Id(1)] long Generation, [property: Id(2)] long Step, [property: Id(3)] bool Running, [property: Id(4)] string? Device, [property: Id(5)] long Parameters);
+
+/// <summary>Load statistics an expert shard has accumulated.</summary>
+[GenerateSerializer, Immutable]
+public sealed record ExpertShardState([property: Id(0)] int Layer, [property: Id(1)] int FirstExpert, [property: Id(2)] long[] Load, [property: Id(3)] long[] Kept, [property: Id(4)] long LastStep, [property: Id(5)] string Silo);

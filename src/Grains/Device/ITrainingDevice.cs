@@ -1,0 +1,34 @@
+using Orleans.MoE.Grains.Contracts;
+
+namespace Orleans.MoE.Grains.Device;
+
+/// <summary>
+/// The silo's device as grains see it: training sessions that run on the silo's device executor. Grains hand work
+/// over and get numbers back; the tensors stay behind this interface (implemented by the silo host).
+/// </summary>
+public interface ITrainingDevice
+{
+    /// <summary>Opens (or finds) the session for an assignment: loads data, builds or restores the model.</summary>
+    Task<SessionInfo> OpenAsync(ReplicaAssignment assignment, CancellationToken cancellation);
+
+    /// <summary>Runs up to <paramref name="count"/> steps of a session; stops early (after a whole step) when cancelled.</summary>
+    Task<ChunkRun> RunStepsAsync(string sessionKey, int count, CancellationToken cancellation);
+
+    /// <summary>Final evaluation and checkpoint: the run's summary as the console prints it (snake_case JSON).</summary>
+    Task<SessionSummary> FinishAsync(string sessionKey);
+
+    /// <summary>Writes a checkpoint of the session now.</summary>
+    Task<string> CheckpointAsync(string sessionKey);
+
+    /// <summary>Disposes the session's model and optimiser (on the executor).</summary>
+    Task CloseAsync(string sessionKey);
+}
+
+/// <summary>An open session: where it is and what it is.</summary>
+public sealed record SessionInfo(long Step, long LastStep, string Device, long Parameters);
+
+/// <summary>Steps a chunk ran, and the seconds the executor spent on them.</summary>
+public sealed record ChunkRun(IReadOnlyList<StepReport> Steps, double DeviceSeconds);
+
+/// <summary>The end of a run: the console's summary JSON and the final checkpoint.</summary>
+public sealed record SessionSummary(string SummaryJson, string Checkpoint);

@@ -1,0 +1,277 @@
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using Microsoft.Extensions.Logging;
+using Orleans.MoE.Grains.Contracts;
+using Orleans.MoE.Grains.Placement;
+using Orleans.MoE.Grains.Planning;
+using Orleans.MoE.Grains.Resilience;
+using Orleans.MoE.Kernels.Config;
+using Polly;
+
+namespace Orleans.MoE.Grains.Jobs;
+
+/// <summary>
+/// Runs one job as a persisted state machine: Queued → Planning → Running(phase) → Evaluating → Completed | Failed |
+/// Cancelled. It asks the cluster for silos, builds the execution plan, prepares the replicas the plan names, then
+/// drives steps chunk by chunk (BeginSteps → StepsCompleted), never through one long call.
+/// </summary>
+public sealed partial class JobCoordinatorGrain(
+    [PersistentState("job", StorageNames.Jobs)] IPersistentState<JobCoordinatorState> store,
+    ControlPlaneResilience resilience,
+    ILogger<JobCoordinatorGrain> log) : Grain, IJobCoordinatorGrain
+{
+    readonly JobEventLog events = new();
+    long chunkStartedAt;
+
+    // When the last chunk's report arrived: the next chunk's wall time counts from there, so the coordinator's own
+    // handling between chunks (metrics, events, the next BeginSteps) is counted as orchestration too.
+    long? lastChunkArrivedAt;
+
+    JobCoordinatorState S => store.State;
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        // A coordinator activated again (after a restart) replays its outcome to new watchers from its state.
+        if (S.Status != JobStatus.Unknown)
+            events.Append(S.Status.IsFinal() ? JobEventKind.Finished : JobEventKind.Status, S.Status, S.Phase, S.LastStep, S.Error, S.SummaryJson);
+        return Task.CompletedTask;
+    }
+
+    public async Task<JobSnapshot> Start(JobSubmission submission)
+    {
+        if (S.Status != JobStatus.Unknown) return S.Snapshot();
+        JobConfig config;
+        try
+        {
+            config = JobConfig.Parse(submission.ConfigJson);
+        }
+        catch (ConfigException e)
+        {
+            throw new ArgumentException($"invalid job config: {e.Message}", nameof(submission), e);
+        }
+        if (submission.Replicas != 1)
+            throw new ArgumentException("a job runs on one replica for now (data and expert parallelism across silos is not built yet)", nameof(submission));
+        S.JobId = this.GetPrimaryKeyString();
+        S.Name = config.Name;
+        S.Submission = submission;
+        S.Phases = JobPhases.For(config, submission.StopAfter).ToList();
+        S.TotalSteps = S.Phases[0].UntilStep;
+        S.OutputDirectory = submission.OutputDirectory ?? Path.Combine(Path.GetTempPath(), "moe-runs", S.Name, S.JobId);
+        S.SubmittedAt = DateTimeOffset.UtcNow;
+        await SetStatus(JobStatus.Queued, "waiting for a device");
+        // Planning calls the cluster grain, which may be the caller: run it after this call returns.
+        _ = TryStartCore();
+        return S.Snapshot();
+    }
+
+    public Task TryStart() => TryStartCore();
+
+    async Task TryStartCore()
+    {
+        if (S.Status != JobStatus.Queued || S.CancelRequested) return;
+        try
+        {
+            var cluster = GrainFactory.GetGrain<IClusterGrain>(IClusterGrain.Key);
+            var members = await resilience.GrainCalls.ExecuteAsync(async _ => await cluster.AssignSilos(S.JobId, S.Submission!.Replicas));
+            if (members.Count == 0 || S.Status != JobStatus.Queued) return;
+            var config = JobConfig.Parse(S.Submission!.ConfigJson);
+            S.Plan = ExecutionPlanBuilder.Build((S.Plan?.Generation ?? 0) + 1, members, config);
+            await SetStatus(JobStatus.Planning, $"plan generation {S.Plan.Generation}: {string.Join(", ", S.Plan.Members.Select(m => $"rank {m.Rank} on {m.Silo}"))}");
+            long startStep = 0;
+            foreach (var member in S.Plan.Members)
+            {
+                var replica = Replica(member);
+                var assignment = new ReplicaAssignment
+                {
+                    JobId = S.JobId,
+                    Generation = S.Plan.Generation,
+                    Rank = member.Rank,
+                    ConfigJson = S.Submission.ConfigJson,
+                    OutputDirectory = S.OutputDirectory,
+                    ResumeFrom = S.Checkpoints.LastOrDefault() ?? S.Submission.ResumeFrom,
+                    StopAfter = S.Submission.StopAfter,
+                    Device = S.Submission.Device,
+                    Plan = S.Plan,
+                };
+                var ready = await resilience.DataPlaneStart.ExecuteAsync(async _ => await replica.Prepare(assignment));
+                startStep = ready.Step;
+            }
+            if (S.CancelRequested) return;
+            S.Step = startStep;
+            S.PhaseIndex = 0;
+            await SetStatus(JobStatus.Running, null);
+            await Advance();
+        }
+        catch (Exception e)
+        {
+            await Fail(e);
+        }
+    }
+
+    /// <summary>Starts the next chunk, the next phase, or the final evaluation, whichever is due.</summary>
+    async Task Advance()
+    {
+        if (S.CancelRequested || S.Status.IsFinal()) return;
+        while (S.PhaseIndex < S.Phases.Count)
+        {
+            var phase = S.Phases[S.PhaseIndex];
+            switch (phase.Kind)
+            {
+                case PhaseKind.Train when S.Step < phase.UntilStep:
+                    {
+                        double mean = S.Step > 0 && S.DeviceSeconds > 0 ? S.DeviceSeconds / Math.Max(1, S.StepsBySilo.Values.Sum()) : 0;
+                        int count = ChunkSizer.Next(S.Submission!.ChunkSteps, mean, phase.UntilStep - S.Step);
+                        chunkStartedAt = lastChunkArrivedAt ?? Stopwatch.GetTimestamp();
+                        long from = S.Step, generation = S.Plan!.Generation;
+                        await Task.WhenAll(S.Plan.Members.Select(m =>
+                            resilience.GrainCalls.ExecuteAsync(async _ => await Replica(m).BeginSteps(generation, from, count)).AsTask()));
+                        return;
+                    }
+                case PhaseKind.Evaluate:
+                    if (S.Status != JobStatus.Evaluating) await SetStatus(JobStatus.Evaluating, null);
+                    {
+                        long generation = S.Plan!.Generation;
+                        await resilience.GrainCalls.ExecuteAsync(async _ => await Replica(S.Plan.Member(0)).BeginEvaluation(generation));
+                    }
+                    return;
+                case PhaseKind.DistilWithKd or PhaseKind.DistilWithoutKd:
+                    throw new NotSupportedException($"phase {phase.Kind} needs the engine's distillation trainer, which is not built yet");
+                default:
+                    S.PhaseIndex++;
+                    if (S.PhaseIndex < S.Phases.Count) events.Append(JobEventKind.Status, S.Status, S.Phase, message: $"phase {S.Phases[S.PhaseIndex].Kind}");
+                    break;
+            }
+        }
+    }
+
+    public async Task StepsCompleted(ChunkResult result)
+    {
+        // Idempotent: a chunk from another generation, or one already counted, changes nothing.
+        if (S.Plan is null || result.Generation != S.Plan.Generation || result.FromStep != S.Step || S.Status.IsFinal() && !S.CancelRequested) return;
+        if (result.Error is { } error)
+        {
+            await Fail(new InvalidOperationException(error));
+            return;
+        }
+        long arrived = Stopwatch.GetTimestamp();
+        S.ChunkWallSeconds += Stopwatch.GetElapsedTime(chunkStartedAt, arrived).TotalSeconds;
+        lastChunkArrivedAt = arrived;
+        S.DeviceSeconds += result.DeviceSeconds;
+        foreach (var step in result.Steps)
+        {
+            S.Losses.Add(step.Loss);
+            S.StepSecondsBySilo[step.Silo] = S.StepSecondsBySilo.GetValueOrDefault(step.Silo) + step.Seconds;
+            S.StepsBySilo[step.Silo] = S.StepsBySilo.GetValueOrDefault(step.Silo) + 1;
+            if (step.Checkpoint is { } c) S.Checkpoints.Add(c);
+            S.Step = step.Step;
+            S.LastStep = step;
+            events.Append(JobEventKind.Step, S.Status, S.Phase, step);
+        }
+        try
+        {
+            // Ask for the next chunk before persisting, so the device is not idle while the state is written.
+            await Advance();
+            await Save();
+        }
+        catch (Exception e)
+        {
+            await Fail(e);
+        }
+    }
+
+    public async Task EvaluationCompleted(long generation, string? summaryJson, string? checkpoint, string? error)
+    {
+        if (S.Plan is null || generation != S.Plan.Generation || S.Status != JobStatus.Evaluating) return;
+        if (error is not null)
+        {
+            await Fail(new InvalidOperationException(error));
+            return;
+        }
+        if (checkpoint is not null) S.Checkpoints.Add(checkpoint);
+        S.SummaryJson = summaryJson;
+        S.PhaseIndex = S.Phases.Count;
+        await Finish(JobStatus.Completed, null);
+    }
+
+    public async Task<JobSnapshot> Cancel()
+    {
+        if (S.Status.IsFinal() || S.Status == JobStatus.Unknown) return S.Snapshot();
+        S.CancelRequested = true;
+        if (S.Plan is not null && S.Status is JobStatus.Running or JobStatus.Evaluating or JobStatus.Planning)
+        {
+            long generation = S.Plan.Generation;
+            foreach (var member in S.Plan.Members)
+            {
+                // Stop is idempotent: a retry after a lost reply finds the session closed and returns null.
+                var written = await resilience.GrainCalls.ExecuteAsync(async _ => await Replica(member).Stop(generation, checkpoint: member.Rank == 0));
+                if (written is not null) S.Checkpoints.Add(written);
+            }
+        }
+        await Finish(JobStatus.Cancelled, "cancelled");
+        return S.Snapshot();
+    }
+
+    public Task<JobSnapshot> GetState() => Task.FromResult(S.Snapshot());
+
+    public async IAsyncEnumerable<JobEvent> Watch(long afterSequence, [EnumeratorCancellation] CancellationToken cancellation = default)
+    {
+        long after = afterSequence;
+        while (true)
+        {
+            var (batch, next) = events.Since(after);
+            foreach (var e in batch)
+            {
+                yield return e;
+                after = e.Sequence;
+            }
+            if (S.Status.IsFinal() && after >= events.LastSequence) yield break;
+            await next.WaitAsync(cancellation);
+        }
+    }
+
+    async Task Finish(JobStatus status, string? message)
+    {
+        S.FinishedAt = DateTimeOffset.UtcNow;
+        await SetStatus(status, message);
+        events.Append(JobEventKind.Finished, status, null, S.LastStep, S.Error ?? message, S.SummaryJson);
+        if (status == JobStatus.Completed && S.Plan is { } plan)
+        {
+            foreach (var member in plan.Members)
+                await resilience.GrainCalls.ExecuteAsync(async _ => await Replica(member).Stop(plan.Generation, checkpoint: false));
+        }
+        var cluster = GrainFactory.GetGrain<IClusterGrain>(IClusterGrain.Key);
+        await resilience.GrainCalls.ExecuteAsync(async _ => await cluster.ReleaseSilos(S.JobId));
+    }
+
+    async Task Fail(Exception e)
+    {
+        if (S.Status.IsFinal()) return;
+        LogJobFailed(log, e, S.JobId);
+        S.Error = e is ArgumentException or InvalidOperationException or NotSupportedException ? e.Message : $"{e.GetType().Name}: {e.Message}";
+        try
+        {
+            if (S.Plan is { } plan)
+                foreach (var member in plan.Members)
+                    await Replica(member).Stop(plan.Generation, checkpoint: false);
+        }
+        catch (Exception stopFailure)
+        {
+            LogJobFailed(log, stopFailure, S.JobId);
+        }
+        await Finish(JobStatus.Failed, S.Error);
+    }
+
+    async Task SetStatus(JobStatus status, string? message)
+    {
+        S.Status = status;
+        events.Append(JobEventKind.Status, status, S.Phase, message: message);
+        await Save();
+    }
+
+    Task Save() => resilience.Storage.ExecuteAsync(async _ => await store.WriteStateAsync()).AsTask();
+
+    IReplicaGrain Replica(PlanMember member) => GrainFactory.GetGrain<IReplicaGrain>(PlanKey.Replica(S.JobId, S.Plan!.Generation, member.Rank, member.Silo));
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Job {JobId} failed")]
+    static partial void LogJobFailed(ILogger logger, Exception exception, string jobId);
+}

@@ -1,0 +1,12 @@
+namespace Orleans.MoE.Grains.Placement;
+
+/// <summary>Silo metadata every MoE silo publishes (Orleans silo metadata; the dashboard shows it too).</summary>
+public static class SiloMetadataKeys
+{
+    /// <summary>The silo's name, the one execution plans use.</summary>
+    public const string Silo = "moe.silo";
+
+    public const string Node = "moe.node";
+    public const string Device = "moe.device";
+    public const string MemoryBytes = "moe.memory_bytes";
+}

@@ -1,0 +1,161 @@
+using Microsoft.Extensions.Logging;
+using Orleans.MoE.Grains.Contracts;
+using Orleans.MoE.Grains.Device;
+using Orleans.MoE.Grains.Placement;
+using Orleans.MoE.Grains.Resilience;
+using Orleans.Placement;
+using Polly;
+
+namespace Orleans.MoE.Grains.Replicas;
+
+/// <summary>
+/// One data-parallel replica of a job, pinned to the silo its plan names. Every call returns quickly: chunks of
+/// steps run on the silo's device executor and the replica reports them to the coordinator when they finish.
+/// </summary>
+[PlanPlacement]
+[Immovable]
+public sealed partial class ReplicaGrain(ITrainingDevice device, SiloIdentity silo, ControlPlaneResilience resilience, ILogger<ReplicaGrain> log)
+    : Grain, IReplicaGrain
+{
+    ReplicaAssignment? assignment;
+    SessionInfo? session;
+    long step;
+    long lastQueuedFrom = -1;
+    bool running;
+    CancellationTokenSource stopping = new();
+
+    public async Task<ReplicaState> Prepare(ReplicaAssignment request)
+    {
+        if (assignment is { } current)
+        {
+            if (current.Generation != request.Generation || current.JobId != request.JobId)
+                throw new InvalidOperationException($"replica {this.GetPrimaryKeyString()} already serves {current.SessionKey}, not {request.SessionKey}");
+            return State();
+        }
+        // The session lives as long as the job needs it; without this the idle-collection would drop a replica
+        // whose only activity is its device executor.
+        DelayDeactivation(TimeSpan.FromDays(7));
+        session = await device.OpenAsync(request, stopping.Token);
+        assignment = request;
+        step = session.Step;
+        LogPrepared(log, request.SessionKey, silo.Name, step, session.Device);
+        return State();
+    }
+
+    public Task BeginSteps(long generation, long fromStep, int count)
+    {
+        var a = RequireAssignment(generation);
+        // Idempotent: a retried BeginSteps for a chunk already queued or run is ignored.
+        if (fromStep <= lastQueuedFrom) return Task.CompletedTask;
+        if (fromStep != step) throw new InvalidOperationException($"replica {a.SessionKey} is at step {step}, not {fromStep}");
+        if (running) throw new InvalidOperationException($"replica {a.SessionKey} is already running a chunk");
+        lastQueuedFrom = fromStep;
+        running = true;
+        _ = RunChunk(a, fromStep, count);
+        return Task.CompletedTask;
+    }
+
+    async Task RunChunk(ReplicaAssignment a, long fromStep, int count)
+    {
+        ChunkResult result;
+        try
+        {
+            var run = await device.RunStepsAsync(a.SessionKey, count, stopping.Token);
+            if (run.Steps.Count > 0) step = run.Steps[^1].Step;
+            result = new ChunkResult { Generation = a.Generation, FromStep = fromStep, Steps = run.Steps, DeviceSeconds = run.DeviceSeconds };
+            RecordExpertLoads(a, run.Steps);
+        }
+        catch (Exception e)
+        {
+            LogChunkFailed(log, e, a.SessionKey, fromStep);
+            result = new ChunkResult { Generation = a.Generation, FromStep = fromStep, Steps = [], DeviceSeconds = 0, Error = e.Message };
+        }
+        finally
+        {
+            running = false;
+        }
+        var coordinator = GrainFactory.GetGrain<IJobCoordinatorGrain>(a.JobId);
+        await resilience.GrainCalls.ExecuteAsync(async _ => await coordinator.StepsCompleted(result));
+    }
+
+    /// <summary>
+    /// Sends each expert shard of the plan the loads of its experts summed over the chunk (one-way calls). Rank 0
+    /// reports: with one replica it routes every token; data-parallel replicas will sum their loads first.
+    /// </summary>
+    void RecordExpertLoads(ReplicaAssignment a, IReadOnlyList<StepReport> steps)
+    {
+        if (steps.Count == 0 || a.Rank != 0) return;
+        foreach (var layer in a.Plan.Layers)
+        {
+            long[] load = new long[layer.ExpertCount], kept = new long[layer.ExpertCount];
+            foreach (var s in steps)
+            {
+                var l = s.Layers.FirstOrDefault(x => x.Layer == layer.Layer);
+                if (l is null) continue;
+                for (int e = 0; e < load.Length && e < l.Load.Length; e++)
+                {
+                    load[e] += l.Load[e];
+                    kept[e] += l.Kept[e];
+                }
+            }
+            foreach (var (rank, first, last) in layer.Shards())
+            {
+                var key = PlanKey.ExpertShard(a.JobId, a.Generation, layer.Layer, first, last, a.Plan.Member(rank).Silo);
+                _ = GrainFactory.GetGrain<IExpertShardGrain>(key).Record(steps[^1].Step, load[first..(last + 1)], kept[first..(last + 1)]);
+            }
+        }
+    }
+
+    public Task BeginEvaluation(long generation)
+    {
+        var a = RequireAssignment(generation);
+        _ = Evaluate(a);
+        return Task.CompletedTask;
+    }
+
+    async Task Evaluate(ReplicaAssignment a)
+    {
+        string? summary = null, checkpoint = null, error = null;
+        try
+        {
+            var result = await device.FinishAsync(a.SessionKey);
+            (summary, checkpoint) = (result.SummaryJson, result.Checkpoint);
+        }
+        catch (Exception e)
+        {
+            LogChunkFailed(log, e, a.SessionKey, step);
+            error = e.Message;
+        }
+        var coordinator = GrainFactory.GetGrain<IJobCoordinatorGrain>(a.JobId);
+        await resilience.GrainCalls.ExecuteAsync(async _ => await coordinator.EvaluationCompleted(a.Generation, summary, checkpoint, error));
+    }
+
+    public async Task<string?> Stop(long generation, bool checkpoint)
+    {
+        if (assignment is null || assignment.Generation != generation) return null;
+        var a = assignment;
+        await stopping.CancelAsync();
+        // The executor runs one thing at a time, so these wait for the step in progress to end.
+        string? written = checkpoint ? await device.CheckpointAsync(a.SessionKey) : null;
+        await device.CloseAsync(a.SessionKey);
+        assignment = null;
+        stopping = new CancellationTokenSource();
+        DeactivateOnIdle();
+        return written;
+    }
+
+    public Task<ReplicaState> GetState() => Task.FromResult(State());
+
+    ReplicaState State() => new(silo.Name, assignment?.Generation ?? 0, step, running, session?.Device, session?.Parameters ?? 0);
+
+    ReplicaAssignment RequireAssignment(long generation) =>
+        assignment is { } a && a.Generation == generation
+            ? a
+            : throw new InvalidOperationException($"replica {this.GetPrimaryKeyString()} is not prepared for generation {generation}");
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Replica {Session} ready on silo {Silo} at step {Step} ({Device})")]
+    static partial void LogPrepared(ILogger logger, string session, string silo, long step, string device);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Replica {Session} failed after step {Step}")]
+    static partial void LogChunkFailed(ILogger logger, Exception exception, string session, long step);
+}

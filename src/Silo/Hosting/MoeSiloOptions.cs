@@ -1,0 +1,49 @@
+namespace Orleans.MoE.Silo.Hosting;
+
+/// <summary>
+/// A silo's settings, from the "Moe" section of appsettings.json, MOE__* environment variables or --Moe:Key=value
+/// on the command line (later sources win).
+/// </summary>
+public sealed record MoeSiloOptions
+{
+    public const string Section = "Moe";
+
+    /// <summary>The silo's name in execution plans (default: silo-SILOPORT).</summary>
+    public string? Name { get; init; }
+
+    /// <summary>The machine it runs on (default: the host name); plans group ranks by node.</summary>
+    public string? Node { get; init; }
+
+    /// <summary>The device it owns: "cpu", "cuda" (set CUDA_VISIBLE_DEVICES per silo) or "auto".</summary>
+    public string Device { get; init; } = "cpu";
+
+    /// <summary>"localhost" (in-memory membership led by the primary silo) or "postgres".</summary>
+    public string Clustering { get; init; } = "localhost";
+
+    /// <summary>Npgsql connection string for clustering and grain state when Clustering is "postgres".</summary>
+    public string? Postgres { get; init; }
+
+    public int SiloPort { get; init; } = 11111;
+    public int GatewayPort { get; init; } = 30000;
+
+    /// <summary>The primary silo's port for localhost clustering.</summary>
+    public int PrimarySiloPort { get; init; } = 11111;
+
+    /// <summary>HTTP port of the dashboard and the MoE view; -1 = no web server (an embedded silo).</summary>
+    public int HttpPort { get; init; } = 8080;
+
+    /// <summary>When set, /dashboard and /moe need ?token=…, a "Bearer" header or the cookie the first sets.</summary>
+    public string? AuthToken { get; init; }
+
+    public string ClusterId { get; init; } = "moe";
+    public string ServiceId { get; init; } = "orleans-moe";
+
+    /// <summary>Where training data is cached (default: MOE_CACHE or the repository's .cache).</summary>
+    public string? CacheDirectory { get; init; }
+
+    /// <summary>Seconds between heartbeats to the cluster grain.</summary>
+    public double HeartbeatSeconds { get; init; } = 2;
+
+    public string SiloName => Name ?? $"silo-{SiloPort}";
+    public string NodeName => Node ?? Environment.MachineName;
+}

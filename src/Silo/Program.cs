@@ -1,0 +1,7 @@
+using Microsoft.Extensions.Hosting;
+using Orleans.MoE.Silo.Hosting;
+
+// One silo process per device: `dotnet Orleans.MoE.Silo.dll --Moe:Name=gpu0 --Moe:Device=cuda --Moe:Clustering=postgres --Moe:Postgres=...`.
+var options = MoeSiloHost.ReadOptions(args);
+using var host = MoeSiloHost.Build(options, args);
+await host.RunAsync();

@@ -1,0 +1,36 @@
+using Orleans.MoE.Kernels.Config;
+using Orleans.MoE.Kernels.Data;
+using Orleans.MoE.Kernels.Training;
+
+namespace Orleans.MoE.ControlPlane.Tests;
+
+/// <summary>The repository's tiny configs, shortened for tests, on the CPU over the real Brown corpus.</summary>
+internal static class TinyConfigs
+{
+    public static string RepositoryRoot =>
+        CacheDirectory.FindRepositoryRoot(AppContext.BaseDirectory) ?? throw new InvalidOperationException("tests run inside the repository");
+
+    public static JobConfig Load(string name, int steps)
+    {
+        var config = JobConfig.Load(Path.Combine(RepositoryRoot, "configs", name + ".json"));
+        return config with
+        {
+            Device = "cpu",
+            Training = config.Training with { Steps = steps, WarmupSteps = Math.Min(config.Training.WarmupSteps, Math.Max(1, steps / 4)), EvalInterval = 0, CheckpointInterval = 0, EvalTokens = 8192 },
+        };
+    }
+
+    public static TrainingRunOptions Options(string output) => new()
+    {
+        OutputDirectory = output,
+        CacheDirectory = CacheDirectory.Default(),
+        Device = "cpu",
+    };
+
+    public static string TempDirectory()
+    {
+        string path = Path.Combine(Path.GetTempPath(), "moe-tests", Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(path);
+        return path;
+    }
+}
