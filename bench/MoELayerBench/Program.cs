@@ -100,11 +100,26 @@ foreach (var (target, peerMs, targetMs) in BenchShape.Targets)
         double useful = shape.UsefulFlops / (trainMs / 1000) / 1e12;
         var row = new Dictionary<string, object>
         {
-            ["shape"] = shape.Name, ["tokens"] = shape.Tokens, ["d_model"] = shape.DModel, ["d_ff"] = shape.DFf, ["experts"] = shape.Experts, ["top_k"] = shape.TopK,
-            ["variant"] = variant.Name, ["mode"] = variant.Mode, ["forward_ms"] = forwardMs, ["forward_backward_ms"] = trainMs,
-            ["useful_tflops"] = useful, ["matmul_tflops"] = matmul, ["best_peer_ms"] = gpu ? peerMs : double.NaN, ["target_ms"] = gpu ? targetMs : double.NaN,
-            ["speedup_vs_reference"] = referenceMs / trainMs, ["rel_error_output"] = errors.Output, ["rel_error_grad_x"] = errors.GradX,
-            ["rel_error_grad_w1"] = errors.GradW1, ["rel_error_grad_router"] = errors.GradRouter, ["check"] = verdict,
+            ["shape"] = shape.Name,
+            ["tokens"] = shape.Tokens,
+            ["d_model"] = shape.DModel,
+            ["d_ff"] = shape.DFf,
+            ["experts"] = shape.Experts,
+            ["top_k"] = shape.TopK,
+            ["variant"] = variant.Name,
+            ["mode"] = variant.Mode,
+            ["forward_ms"] = forwardMs,
+            ["forward_backward_ms"] = trainMs,
+            ["useful_tflops"] = useful,
+            ["matmul_tflops"] = matmul,
+            ["best_peer_ms"] = gpu ? peerMs : double.NaN,
+            ["target_ms"] = gpu ? targetMs : double.NaN,
+            ["speedup_vs_reference"] = referenceMs / trainMs,
+            ["rel_error_output"] = errors.Output,
+            ["rel_error_grad_x"] = errors.GradX,
+            ["rel_error_grad_w1"] = errors.GradW1,
+            ["rel_error_grad_router"] = errors.GradRouter,
+            ["check"] = verdict,
         };
         rows.Add(row);
         string line = string.Create(CultureInfo.InvariantCulture,
@@ -151,8 +166,15 @@ MoELayer Build(BenchShape shape, bool dropTokens)
 {
     var settings = new GateSettings
     {
-        Experts = shape.Experts, TopK = shape.TopK, CapacityFactor = 1.25, EvalCapacityFactor = 1.25, MinCapacity = 4,
-        DropTokens = dropTokens, UseRts = false, SecondExpertSampling = false, CapacityAlignment = gpu ? 8 : 1,
+        Experts = shape.Experts,
+        TopK = shape.TopK,
+        CapacityFactor = 1.25,
+        EvalCapacityFactor = 1.25,
+        MinCapacity = 4,
+        DropTokens = dropTokens,
+        UseRts = false,
+        SecondExpertSampling = false,
+        CapacityAlignment = gpu ? 8 : 1,
     };
     var layer = new MoELayer(0, shape.DModel, shape.DFf, settings, 0.02, 0);
     layer.to(device);

@@ -54,7 +54,7 @@ public static class StageBreakdown
             string rate = name.StartsWith("bmm", StringComparison.Ordinal) ? string.Create(CultureInfo.InvariantCulture, $"  ({gemmFlops / (ms / 1000) / 1e12:F0} TFLOP/s)") : "";
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"breakdown {shape.Name} {name}: {ms:F3} ms{rate}"));
         }
-    
+
         foreach (var (name, forward) in trainStages)
         {
             double ms = Timing.MedianMs(device, warmup, iterations, () => { using var s = torch.NewDisposeScope(); forward().backward(); }, () =>

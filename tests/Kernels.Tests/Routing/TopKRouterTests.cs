@@ -150,7 +150,7 @@ public class TopKRouterTests
         using var router = IdentityRouter(settings);
         var x = torch.zeros(64, 4); // equal logits: only the Gumbel noise decides
         var eval = router.Route(x, 1, RoutingContext.Inference);
-            Assert.Single(Longs(eval.Experts).Distinct()); // ties broken the same way for every token
+        Assert.Single(Longs(eval.Experts).Distinct()); // ties broken the same way for every token
         router.train();
         var noisy = router.Route(x, 1, new RoutingContext(1, 0, 0));
         Assert.True(Longs(noisy.Experts).Distinct().Count() > 1);
