@@ -1,3 +1,4 @@
+using Orleans.MoE.Kernels.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -14,13 +15,13 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
     readonly Parameter w1;
     readonly Parameter w2;
 
-    public ExpertBank(int experts, int dModel, int dFf, double outputInitStd, int firstExpert = 0) : base("experts")
+    public ExpertBank(int experts, int dModel, int dFf, double outputInitStd, int firstExpert = 0, Generator? init = null) : base("experts")
     {
         FirstExpert = firstExpert;
         w1 = nn.Parameter(torch.empty(experts, dModel, dFf));
         w2 = nn.Parameter(torch.empty(experts, dFf, dModel));
-        nn.init.normal_(w1, 0, 0.02);
-        nn.init.normal_(w2, 0, outputInitStd);
+        ParameterInit.Normal(w1, 0.02, init);
+        ParameterInit.Normal(w2, outputInitStd, init);
         RegisterComponents();
     }
 

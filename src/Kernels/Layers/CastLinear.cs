@@ -10,10 +10,10 @@ public sealed class CastLinear : nn.Module<Tensor, Tensor>
     readonly Parameter weight;
     readonly Parameter? bias;
 
-    public CastLinear(long inFeatures, long outFeatures, bool hasBias = true, double initStd = 0.02) : base("linear")
+    public CastLinear(long inFeatures, long outFeatures, bool hasBias = true, double initStd = 0.02, Generator? init = null) : base("linear")
     {
         weight = nn.Parameter(torch.empty(outFeatures, inFeatures));
-        nn.init.normal_(weight, 0, initStd);
+        ParameterInit.Normal(weight, initStd, init);
         if (hasBias) bias = nn.Parameter(torch.zeros(outFeatures));
         RegisterComponents();
     }

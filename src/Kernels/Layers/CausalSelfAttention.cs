@@ -12,13 +12,13 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
     readonly bool rotary;
     readonly double dropout;
 
-    public CausalSelfAttention(int dModel, int heads, bool rotary, double dropout, double outputInitStd) : base("attn")
+    public CausalSelfAttention(int dModel, int heads, bool rotary, double dropout, double outputInitStd, Generator? init = null) : base("attn")
     {
         this.heads = heads;
         this.rotary = rotary;
         this.dropout = dropout;
-        qkv = new CastLinear(dModel, 3 * dModel);
-        proj = new CastLinear(dModel, dModel, initStd: outputInitStd);
+        qkv = new CastLinear(dModel, 3 * dModel, init: init);
+        proj = new CastLinear(dModel, dModel, initStd: outputInitStd, init: init);
         RegisterComponents();
     }
 

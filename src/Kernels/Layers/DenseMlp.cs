@@ -9,10 +9,10 @@ public sealed class DenseMlp : nn.Module<Tensor, Tensor>
     readonly CastLinear fc;
     readonly CastLinear proj;
 
-    public DenseMlp(int dModel, int dFf, double outputInitStd) : base("mlp")
+    public DenseMlp(int dModel, int dFf, double outputInitStd, Generator? init = null) : base("mlp")
     {
-        fc = new CastLinear(dModel, dFf);
-        proj = new CastLinear(dFf, dModel, initStd: outputInitStd);
+        fc = new CastLinear(dModel, dFf, init: init);
+        proj = new CastLinear(dFf, dModel, initStd: outputInitStd, init: init);
         RegisterComponents();
     }
 

@@ -14,12 +14,12 @@ public sealed class MoELayer : nn.Module<Tensor, Tensor>
     readonly TopKRouter router;
     readonly ExpertBank experts;
 
-    public MoELayer(int layerIndex, int dModel, int expertFfn, GateSettings gate, double outputInitStd, int groupTokens) : base("moe")
+    public MoELayer(int layerIndex, int dModel, int expertFfn, GateSettings gate, double outputInitStd, int groupTokens, Generator? init = null) : base("moe")
     {
         LayerIndex = layerIndex;
         GroupTokens = groupTokens;
-        router = new TopKRouter(dModel, gate, layerIndex);
-        experts = new ExpertBank(gate.Experts, dModel, expertFfn, outputInitStd);
+        router = new TopKRouter(dModel, gate, layerIndex, init);
+        experts = new ExpertBank(gate.Experts, dModel, expertFfn, outputInitStd, init: init);
         RegisterComponents();
     }
 

@@ -13,11 +13,11 @@ public sealed class ResidualMoE : nn.Module<Tensor, Tensor>
     readonly DenseMlp mlp;
     readonly CastLinear coefficient;
 
-    public ResidualMoE(MoELayer moe, DenseMlp mlp, int dModel) : base("residual_moe")
+    public ResidualMoE(MoELayer moe, DenseMlp mlp, int dModel, Generator? init = null) : base("residual_moe")
     {
         this.moe = moe;
         this.mlp = mlp;
-        coefficient = new CastLinear(dModel, 2);
+        coefficient = new CastLinear(dModel, 2, init: init);
         RegisterComponents();
     }
 

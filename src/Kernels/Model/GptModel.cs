@@ -19,7 +19,8 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
     readonly CastLayerNorm lnF;
     readonly Parameter? lmHead;
 
-    public GptModel(ModelConfig model, MoEConfig moe, int vocabSize) : base("gpt")
+    /// <param name="init">Generator for the initial weights; null uses torch's global one.</param>
+    public GptModel(ModelConfig model, MoEConfig moe, int vocabSize, Generator? init = null) : base("gpt")
     {
         Config = model;
         MoeConfig = moe;
@@ -30,26 +31,26 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
         int expertFfn = moe.ExpertFfn > 0 ? moe.ExpertFfn : model.DFf;
 
         wte = nn.Parameter(torch.empty(vocabSize, model.DModel));
-        nn.init.normal_(wte, 0, 0.02);
+        ParameterInit.Normal(wte, 0.02, init);
         if (model.Positions == "learned")
         {
             wpe = nn.Parameter(torch.empty(model.ContextLength, model.DModel));
-            nn.init.normal_(wpe, 0, 0.01);
+            ParameterInit.Normal(wpe, 0.01, init);
         }
         blocks = new ModuleList<DecoderBlock>();
         for (int i = 0; i < model.Layers; i++)
         {
-            var attention = new CausalSelfAttention(model.DModel, model.Heads, model.Positions == "rotary", model.Dropout, outputStd);
+            var attention = new CausalSelfAttention(model.DModel, model.Heads, model.Positions == "rotary", model.Dropout, outputStd, init);
             int moeIndex = IndexOf(moeLayers, i);
             nn.Module<Tensor, Tensor> feedForward;
             if (moeIndex < 0)
             {
-                feedForward = new DenseMlp(model.DModel, model.DFf, outputStd);
+                feedForward = new DenseMlp(model.DModel, model.DFf, outputStd, init);
             }
             else
             {
-                var layer = new MoELayer(i, model.DModel, expertFfn, GateSettings.From(moe, expertCounts[moeIndex]), outputStd, moe.RoutingGroupTokens);
-                feedForward = moe.Residual ? new ResidualMoE(layer, new DenseMlp(model.DModel, model.DFf, outputStd), model.DModel) : layer;
+                var layer = new MoELayer(i, model.DModel, expertFfn, GateSettings.From(moe, expertCounts[moeIndex]), outputStd, moe.RoutingGroupTokens, init);
+                feedForward = moe.Residual ? new ResidualMoE(layer, new DenseMlp(model.DModel, model.DFf, outputStd, init), model.DModel, init) : layer;
             }
             blocks.Add(new DecoderBlock(i, attention, feedForward, model.DModel, model.Dropout));
         }
@@ -57,7 +58,7 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
         if (!model.TieEmbeddings)
         {
             lmHead = nn.Parameter(torch.empty(vocabSize, model.DModel));
-            nn.init.normal_(lmHead, 0, 0.02);
+            ParameterInit.Normal(lmHead, 0.02, init);
         }
         RegisterComponents();
     }

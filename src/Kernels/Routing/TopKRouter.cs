@@ -1,3 +1,4 @@
+using Orleans.MoE.Kernels.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -17,12 +18,12 @@ public sealed class TopKRouter : nn.Module
     readonly GateSettings settings;
     readonly int layerIndex;
 
-    public TopKRouter(int dModel, GateSettings settings, int layerIndex) : base("router")
+    public TopKRouter(int dModel, GateSettings settings, int layerIndex, Generator? init = null) : base("router")
     {
         this.settings = settings;
         this.layerIndex = layerIndex;
         weight = nn.Parameter(torch.empty(settings.Experts, dModel));
-        nn.init.normal_(weight, 0, 0.02);
+        ParameterInit.Normal(weight, 0.02, init);
         RegisterComponents();
     }
 

@@ -42,9 +42,10 @@ public sealed class TrainingRun : IDisposable
         ModelCheckpoint? checkpoint = options.ResumeFrom is { } from ? ModelCheckpoint.Open(from) : null;
         if (checkpoint is not null) checkpoint.RequireCompatible(config);
         var data = TrainingData.Load(config, options.CacheDirectory);
-        // Weights are drawn on the CPU from the job's seed, then moved: the same seed gives the same model on any device.
-        torch.manual_seed(config.Seed);
-        var model = new GptModel(config.Model, config.Moe, data.Tokenizer.VocabSize);
+        // Weights are drawn on the CPU from the job's own generator, then moved: the same seed gives the same model
+        // on any device, and jobs built at the same time in one process (silos, tests) cannot disturb each other.
+        using var init = new Generator((ulong)config.Seed);
+        var model = new GptModel(config.Model, config.Moe, data.Tokenizer.VocabSize, init);
         model.to(device);
         model.ComputeType = ComputePrecision.For(config.Training.Precision, device);
         var trainer = new Trainer(config, model, data.Train, device);
