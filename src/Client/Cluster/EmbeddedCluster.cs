@@ -47,6 +47,8 @@ public sealed class EmbeddedCluster : IAsyncDisposable
                 ServiceId = ClusterAddress.ServiceId,
             });
         }
+        // The tables and Orleans queries (deploy/postgres/*.sql) are applied on every start; the scripts are idempotent.
+        if (postgres is not null) await PostgresSchema.ApplyAsync(postgres, cancellation);
         var hosts = new List<IHost>();
         try
         {

@@ -10,7 +10,7 @@ internal static class UpCommand
     public static Command Create()
     {
         var silos = new Option<int>("--silos") { Description = "How many silos (one per device; here, CPU devices)", DefaultValueFactory = _ => 1 };
-        var postgres = new Option<string?>("--postgres") { Description = "Use PostgreSQL membership and job storage (Npgsql connection string; apply deploy/postgres/*.sql first)" };
+        var postgres = new Option<string?>("--postgres") { Description = "Use PostgreSQL membership and job storage (Npgsql connection string; the schema in deploy/postgres/*.sql is applied on start)" };
         var port = new Option<int>("--http-port") { Description = "HTTP port of the first silo's dashboard (others count up)", DefaultValueFactory = _ => 8080 };
         var token = new Option<string?>("--token") { Description = "Require this token for /dashboard and /moe (?token=…)" };
         var json = CommonOptions.Json();

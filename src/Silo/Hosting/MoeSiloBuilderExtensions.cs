@@ -6,6 +6,8 @@ using Orleans.MoE.Grains.Placement;
 using Orleans.MoE.Grains.Resilience;
 using Orleans.MoE.Silo.Device;
 using Orleans.Runtime.MembershipService.SiloMetadata;
+using Orleans.Serialization;
+using Orleans.Storage;
 
 namespace Orleans.MoE.Silo.Hosting;
 
@@ -31,11 +33,15 @@ public static class MoeSiloBuilderExtensions
         silo.AddPlacementDirector<PlanPlacementStrategy, PlanPlacementDirector>();
         if (options.Clustering == "postgres")
         {
-            silo.AddAdoNetGrainStorage(StorageNames.Jobs, o =>
+            string connection = options.Postgres ?? throw new InvalidOperationException("Moe:Postgres (a connection string) is required for postgres clustering");
+            silo.AddAdoNetGrainStorage(StorageNames.Jobs, builder => builder.Configure<Serializer>((o, serializer) =>
             {
                 o.Invariant = "Npgsql";
-                o.ConnectionString = options.Postgres ?? throw new InvalidOperationException("Moe:Postgres (a connection string) is required for postgres clustering");
-            });
+                o.ConnectionString = connection;
+                // Orleans' own serializer (the [GenerateSerializer] contracts, version tolerant), not the default
+                // Newtonsoft JSON, which cannot read back the job records' immutable records.
+                o.GrainStorageSerializer = new OrleansGrainStorageSerializer(serializer);
+            }));
         }
         else
         {

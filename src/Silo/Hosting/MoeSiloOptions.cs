@@ -23,6 +23,9 @@ public sealed record MoeSiloOptions
     /// <summary>Npgsql connection string for clustering and grain state when Clustering is "postgres".</summary>
     public string? Postgres { get; init; }
 
+    /// <summary>With Clustering "postgres": apply deploy/postgres/*.sql (idempotent) before the silo starts.</summary>
+    public bool ApplySchema { get; init; }
+
     public int SiloPort { get; init; } = 11111;
     public int GatewayPort { get; init; } = 30000;
 
