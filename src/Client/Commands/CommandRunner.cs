@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Orleans.MoE.Client.Cluster;
+using Orleans.MoE.Client.Display;
 using Orleans.MoE.Kernels.Checkpoints;
 using Orleans.MoE.Kernels.Config;
 using Spectre.Console;
@@ -31,7 +32,7 @@ internal static class CommandRunner
 
     static int Report(bool json, Exception e, int code)
     {
-        if (json) Console.WriteLine(JsonSerializer.Serialize(new { error = e.Message, kind = e.GetType().Name }));
+        if (json) Console.WriteLine(JsonSerializer.Serialize(new { error = e.Message, kind = e.GetType().Name }, JsonOutput.Options));
         else AnsiConsole.MarkupLine($"[red]error:[/] {Markup.Escape(e.Message)}");
         // MOE_DEBUG=1 shows where a failure came from.
         if (Environment.GetEnvironmentVariable("MOE_DEBUG") == "1") Console.Error.WriteLine(e);

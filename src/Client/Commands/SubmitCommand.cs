@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.Json;
 using Orleans.MoE.Client.Cluster;
+using Orleans.MoE.Client.Display;
 using Orleans.MoE.Grains.Contracts;
 using Orleans.MoE.Kernels.Config;
 
@@ -34,7 +35,7 @@ internal static class SubmitCommand
                 StopAfter = parse.GetValue(stopAfter),
                 ChunkSteps = parse.GetValue(chunk),
             });
-            Console.WriteLine(parse.GetValue(json) ? JsonSerializer.Serialize(new { job_id = id }) : id);
+            Console.WriteLine(parse.GetValue(json) ? JsonSerializer.Serialize(new { job_id = id }, JsonOutput.Options) : id);
             return 0;
         }));
         return command;

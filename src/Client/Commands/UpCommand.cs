@@ -1,5 +1,6 @@
 using System.CommandLine;
 using Orleans.MoE.Client.Cluster;
+using Orleans.MoE.Client.Display;
 using Spectre.Console;
 
 namespace Orleans.MoE.Client.Commands;
@@ -29,7 +30,7 @@ internal static class UpCommand
                     moe_view = url + "/moe",
                     gateway = cluster.Silos[0].GatewayPort,
                     silos = cluster.Silos.Select(s => new { name = s.SiloName, silo_port = s.SiloPort, gateway_port = s.GatewayPort, http_port = s.HttpPort }),
-                }));
+                }, JsonOutput.Options));
             }
             else
             {

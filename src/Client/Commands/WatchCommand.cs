@@ -67,7 +67,7 @@ internal static class WatchCommand
                 dropped = e.Step?.DroppedFraction,
                 eta_seconds = e.Step?.EtaSeconds,
                 message = e.Message,
-            }));
+            }, JsonOutput.Options));
         }
         else if (e.Step is { } s && e.Kind == JobEventKind.Step)
         {

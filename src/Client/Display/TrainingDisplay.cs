@@ -82,7 +82,7 @@ internal sealed class TrainingDisplay(bool json) : IProgress<TrainingProgress>
                     balance = m.Balance,
                     dropped = m.DroppedFraction,
                     eta_seconds = value.Eta.TotalSeconds,
-                }));
+                }, JsonOutput.Options));
             }
             else if (task is not null)
             {
@@ -98,7 +98,7 @@ internal sealed class TrainingDisplay(bool json) : IProgress<TrainingProgress>
         if (value.Validation is { } v)
         {
             string line = string.Create(CultureInfo.InvariantCulture, $"validation: loss {v.Loss:F4}  ppl {v.Perplexity:F2}  bits/byte {v.BitsPerByte:F4}");
-            if (json) Console.Error.WriteLine(JsonSerializer.Serialize(new { @event = "validation", loss = v.Loss, bits_per_byte = v.BitsPerByte }));
+            if (json) Console.Error.WriteLine(JsonSerializer.Serialize(new { @event = "validation", loss = v.Loss, bits_per_byte = v.BitsPerByte }, JsonOutput.Options));
             else if (task is not null) AnsiConsole.MarkupLine(Markup.Escape(line));
             else Console.WriteLine(line);
         }
