@@ -41,6 +41,10 @@ public static class StageBreakdown
         var trainStages = new (string Name, Func<Tensor> Forward)[]
         {
             ("route+aux fwd+bwd", () => { var t = layer.Router.Route(xGrad, 1, RoutingContext.Inference); return (t.Weights.sum() + t.AuxLoss).sum(); }),
+            ("route weights only fwd+bwd", () => layer.Router.Route(xGrad, 1, RoutingContext.Inference).Weights.sum()),
+            ("route aux only fwd+bwd", () => layer.Router.Route(xGrad, 1, RoutingContext.Inference).AuxLoss),
+            ("router logits (fp32 linear) fwd+bwd", () => nn.functional.linear(xGrad.to_type(ScalarType.Float32), layer.Router.Weight.to_type(ScalarType.Float32)).sum()),
+            ("router softmax+topk fwd+bwd", () => nn.functional.linear(xGrad.to_type(ScalarType.Float32), layer.Router.Weight.to_type(ScalarType.Float32)).softmax(-1).topk(1, dim: 1).values.sum()),
             ("dispatch fwd+bwd", () => IndexDispatcher.Dispatch(xGrad, table).sum()),
             ("experts fwd+bwd", () => layer.Experts.forward(bufferGrad).sum()),
             ("combine fwd+bwd", () => IndexDispatcher.Combine(outputGrad, table, shape.Tokens).sum()),
