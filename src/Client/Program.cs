@@ -5,6 +5,7 @@ var root = new RootCommand("Orleans.MoE: train, distil and serve Mixture-of-Expe
 {
     DoctorCommand.Create(),
     TrainCommand.Create(),
+    DistillCommand.Create(),
     EvalCommand.Create(),
     GenerateCommand.Create(),
     UpCommand.Create(),

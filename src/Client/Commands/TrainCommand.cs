@@ -47,7 +47,7 @@ internal static class TrainCommand
         return command;
     }
 
-    static async Task<int> Train(ClusterConnection connection, JobConfig job, JobSubmission submission, bool json)
+    internal static async Task<int> Train(ClusterConnection connection, JobConfig job, JobSubmission submission, bool json)
     {
         string jobId = await connection.Grains.GetGrain<IClusterGrain>(IClusterGrain.Key).Submit(submission);
         var coordinator = connection.Grains.GetGrain<IJobCoordinatorGrain>(jobId);

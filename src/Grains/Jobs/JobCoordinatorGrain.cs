@@ -117,7 +117,8 @@ public sealed partial class JobCoordinatorGrain(
             var phase = S.Phases[S.PhaseIndex];
             switch (phase.Kind)
             {
-                case PhaseKind.Train when S.Step < phase.UntilStep:
+                // Distillation phases are training steps too: the engine adds or drops the KD term by step.
+                case PhaseKind.Train or PhaseKind.DistilWithKd or PhaseKind.DistilWithoutKd when S.Step < phase.UntilStep:
                     {
                         double mean = S.Step > 0 && S.DeviceSeconds > 0 ? S.DeviceSeconds / Math.Max(1, S.StepsBySilo.Values.Sum()) : 0;
                         int count = ChunkSizer.Next(S.Submission!.ChunkSteps, mean, phase.UntilStep - S.Step);
@@ -134,8 +135,6 @@ public sealed partial class JobCoordinatorGrain(
                         await resilience.GrainCalls.ExecuteAsync(async _ => await Replica(S.Plan.Member(0)).BeginEvaluation(generation));
                     }
                     return;
-                case PhaseKind.DistilWithKd or PhaseKind.DistilWithoutKd:
-                    throw new NotSupportedException($"phase {phase.Kind} needs the engine's distillation trainer, which is not built yet");
                 default:
                     S.PhaseIndex++;
                     if (S.PhaseIndex < S.Phases.Count) events.Append(JobEventKind.Status, S.Status, S.Phase, message: $"phase {S.Phases[S.PhaseIndex].Kind}");

@@ -7,13 +7,19 @@ namespace Orleans.MoE.Grains.Planning;
 public static class JobPhases
 {
     /// <summary>
-    /// A training config is one train phase up to its last step, then an evaluation. Distillation configs
-    /// (Mixture-of-Students with staged KD) will add DistilWithKd / DistilWithoutKd phases once the engine has a
-    /// distillation trainer; the coordinator already runs any list of phases.
+    /// A training config is one train phase up to its last step, then an evaluation. A distillation config
+    /// (Mixture-of-Students with staged KD) distils with the KD term up to its KD stop step, then without it (the
+    /// teacher no longer runs), then evaluates; the engine switches the term off at that step by itself, and the
+    /// phases let the coordinator, `moe watch` and the dashboard show where the job is.
     /// </summary>
-    public static IReadOnlyList<JobPhase> For(JobConfig config, long? stopAfter) =>
-    [
-        new JobPhase(PhaseKind.Train, Math.Min(config.Training.Steps, stopAfter ?? config.Training.Steps)),
-        new JobPhase(PhaseKind.Evaluate, Math.Min(config.Training.Steps, stopAfter ?? config.Training.Steps)),
-    ];
+    public static IReadOnlyList<JobPhase> For(JobConfig config, long? stopAfter)
+    {
+        long last = Math.Min(config.Training.Steps, stopAfter ?? config.Training.Steps);
+        if (config.Distillation is not { } kd) return [new JobPhase(PhaseKind.Train, last), new JobPhase(PhaseKind.Evaluate, last)];
+        long kdStop = kd.KdStopStep > 0 ? Math.Min(kd.KdStopStep, last) : last;
+        var phases = new List<JobPhase> { new(PhaseKind.DistilWithKd, kdStop) };
+        if (kdStop < last) phases.Add(new JobPhase(PhaseKind.DistilWithoutKd, last));
+        phases.Add(new JobPhase(PhaseKind.Evaluate, last));
+        return phases;
+    }
 }

@@ -60,6 +60,15 @@ public static class ConfigValidator
         if (t.CheckpointInterval < 0) throw new ConfigException("training.checkpoint_interval", "must be ≥ 0");
         OneOf("training.precision", t.Precision, TrainingConfig.Precisions);
 
+        if (c.Distillation is { } kd)
+        {
+            if (string.IsNullOrWhiteSpace(kd.TeacherCheckpoint)) throw new ConfigException("distillation.teacher_checkpoint", "is required");
+            if (kd.Alpha < 0) throw new ConfigException("distillation.alpha", "must be ≥ 0");
+            if (kd.Temperature <= 0) throw new ConfigException("distillation.temperature", "must be > 0");
+            if (kd.KdStopStep < 0) throw new ConfigException("distillation.kd_stop_step", "must be ≥ 0 (0 = distil to the end)");
+            if (kd.StudentLayers.Count > 0 && kd.StudentLayers.Count != m.Layers)
+                throw new ConfigException("distillation.student_layers", $"lists {kd.StudentLayers.Count} teacher layers for a {m.Layers}-layer student");
+        }
         OneOf("data.source", c.Data.Source, DataConfig.Sources);
         if (c.Data.Source == "files" && string.IsNullOrWhiteSpace(c.Data.TrainFile))
             throw new ConfigException("data.train_file", "is required when data.source is \"files\"");

@@ -17,6 +17,9 @@ public sealed record JobConfig
     public TrainingConfig Training { get; init; } = new();
     public DataConfig Data { get; init; } = new();
 
+    /// <summary>Present for a distillation job: this job's model is the student.</summary>
+    public DistillationConfig? Distillation { get; init; }
+
     public static readonly JsonSerializerOptions JsonOptions = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,

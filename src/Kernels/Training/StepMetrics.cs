@@ -7,6 +7,9 @@ public sealed record StepMetrics
     public required double Loss { get; init; }
     public required double AuxLoss { get; init; }
     public required double ZLoss { get; init; }
+
+    /// <summary>The knowledge-distillation term (T²·KL to the teacher), or null when the teacher did not run this step.</summary>
+    public double? KdLoss { get; init; }
     public required double LearningRate { get; init; }
     public required double GradNorm { get; init; }
     public required long Tokens { get; init; }

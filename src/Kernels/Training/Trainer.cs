@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using Orleans.MoE.Kernels.Config;
 using Orleans.MoE.Kernels.Data;
+using Orleans.MoE.Kernels.Distillation;
 using Orleans.MoE.Kernels.Layers;
 using Orleans.MoE.Kernels.Model;
 using Orleans.MoE.Kernels.Routing;
@@ -23,9 +24,11 @@ public sealed class Trainer : IDisposable
     readonly int microBatch;
     readonly Parameter[] parameters;
 
-    public Trainer(JobConfig config, GptModel model, TokenStream train, Device device)
+    /// <param name="teacher">For a distillation job: the frozen teacher, run until the KD stop step.</param>
+    public Trainer(JobConfig config, GptModel model, TokenStream train, Device device, Teacher? teacher = null)
     {
         this.config = config;
+        Teacher = teacher;
         Model = model;
         Device = device;
         var t = config.Training;
@@ -41,6 +44,13 @@ public sealed class Trainer : IDisposable
     readonly TokenStream train;
 
     public GptModel Model { get; }
+
+    /// <summary>The distillation teacher, or null (no distillation, or released after the KD stop step).</summary>
+    public Teacher? Teacher { get; private set; }
+
+    /// <summary>Whether the step about to run still adds the KD term (and runs the teacher).</summary>
+    public bool KnowledgeDistillationActive =>
+        Teacher is not null && config.Distillation is { } kd && (kd.KdStopStep == 0 || Step < kd.KdStopStep);
     public Device Device { get; }
     public AdamWOptimizer Optimizer { get; }
     public BatchSampler Sampler { get; private set; }
@@ -69,6 +79,8 @@ public sealed class Trainer : IDisposable
         var ce = torch.zeros(1, device: Device);
         var aux = torch.zeros(1, device: Device);
         var z = torch.zeros(1, device: Device);
+        var distilled = torch.zeros(1, device: Device);
+        bool distil = KnowledgeDistillationActive;
         var counts = new List<(int Layer, Tensor Load, Tensor Kept, int Capacity)>();
         for (int i = 0; i < micros; i++)
         {
@@ -83,8 +95,14 @@ public sealed class Trainer : IDisposable
             var auxLoss = statistics.TotalAuxLoss(Device);
             // The z-loss costs three launches per layer; compute it only when it counts.
             var zLoss = moe.ZLossCoef > 0 ? statistics.TotalZLoss(Device) : torch.zeros(1, device: Device).squeeze();
-            var total = (loss + moe.AuxLossCoef * auxLoss + moe.ZLossCoef * zLoss) / micros;
-            total.backward();
+            var total = loss + moe.AuxLossCoef * auxLoss + moe.ZLossCoef * zLoss;
+            if (distil)
+            {
+                var kd = KnowledgeDistillationLoss.Compute(logits, Teacher!.Forward(input), config.Distillation!.Temperature);
+                total = total + config.Distillation.Alpha * kd;
+                distilled.add_(kd.detach() / micros);
+            }
+            (total / micros).backward();
             ce.add_(loss.detach() / micros);
             aux.add_(auxLoss.detach() / micros);
             z.add_(zLoss.detach() / micros);
@@ -95,6 +113,12 @@ public sealed class Trainer : IDisposable
         double lr = schedule.At(Step);
         Optimizer.Step(lr);
         Step++;
+        // Past the KD stop step the teacher is never run again: free its weights.
+        if (Teacher is not null && !KnowledgeDistillationActive)
+        {
+            Teacher.Release();
+            Teacher = null;
+        }
 
         var loads = counts.GroupBy(r => r.Layer).OrderBy(g => g.Key).Select(g => new ExpertLoad(
             g.Key,
@@ -109,6 +133,7 @@ public sealed class Trainer : IDisposable
             Loss = meanLoss,
             AuxLoss = aux.item<float>(),
             ZLoss = z.item<float>(),
+            KdLoss = distil ? distilled.item<float>() : null,
             LearningRate = lr,
             GradNorm = norm.item<float>(),
             Tokens = batch.TargetCount,
@@ -120,5 +145,9 @@ public sealed class Trainer : IDisposable
     static long[] Sum(IEnumerable<Tensor> counts) =>
         torch.stack(counts.ToArray()).sum(dim: 0).cpu().data<long>().ToArray();
 
-    public void Dispose() => Optimizer.Dispose();
+    public void Dispose()
+    {
+        Optimizer.Dispose();
+        Teacher?.Dispose();
+    }
 }

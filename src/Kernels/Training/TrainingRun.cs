@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Orleans.MoE.Kernels.Checkpoints;
 using Orleans.MoE.Kernels.Config;
 using Orleans.MoE.Kernels.Data;
+using Orleans.MoE.Kernels.Distillation;
 using Orleans.MoE.Kernels.Model;
 using Orleans.MoE.Kernels.Native;
 using TorchSharp;
@@ -48,13 +49,26 @@ public sealed class TrainingRun : IDisposable
         var model = new GptModel(config.Model, config.Moe, data.Tokenizer.VocabSize, init);
         model.to(device);
         model.ComputeType = ComputePrecision.For(config.Training.Precision, device);
-        var trainer = new Trainer(config, model, data.Train, device);
+        var teacher = LoadTeacher(config, data, device, checkpoint?.Step ?? 0);
+        if (teacher is not null && checkpoint is null && config.Distillation!.StudentLayers.Count > 0)
+            StudentInitialiser.CopyFromTeacher(model, teacher.Model!, config.Distillation.StudentLayers);
+        var trainer = new Trainer(config, model, data.Train, device, teacher);
         if (checkpoint is not null)
         {
             checkpoint.Restore(model, trainer.Optimizer);
             trainer.ResumeAt(checkpoint.Step, checkpoint.DataPosition);
         }
         return new TrainingRun(config, options, data, model, trainer, device);
+    }
+
+    /// <summary>The teacher of a distillation job, unless the run resumes past the KD stop step (then it is never needed).</summary>
+    static Teacher? LoadTeacher(JobConfig config, TrainingData data, Device device, long resumeStep)
+    {
+        if (config.Distillation is not { } kd || (kd.KdStopStep > 0 && resumeStep >= kd.KdStopStep)) return null;
+        var saved = ModelCheckpoint.Open(kd.TeacherCheckpoint);
+        if (saved.Tokenizer.Name != data.Tokenizer.Name)
+            throw new ConfigException("distillation.teacher_checkpoint", $"the teacher uses the {saved.Tokenizer.Name} tokenizer, the student {data.Tokenizer.Name}");
+        return new Teacher(saved, device);
     }
 
     // What the steps run so far in this object have produced; Run and RunSteps share it so that a run driven in
