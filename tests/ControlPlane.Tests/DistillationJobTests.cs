@@ -10,7 +10,7 @@ public class DistillationJobTests(FourSiloCluster fixture)
     public async Task ADistillationJobRunsItsKdPhaseThenItsPlainPhaseThenEvaluates()
     {
         string teacher;
-        using (var run = TrainingRun.Create(TinyConfigs.Load("tiny-pr-moe", steps: 2), TinyConfigs.Options(TinyConfigs.TempDirectory())))
+        using (var run = TrainingRun.Create(TinyConfigs.Load("tiny-pr-moe-teacher", steps: 2), TinyConfigs.Options(TinyConfigs.TempDirectory())))
             teacher = run.Run(null, CancellationToken.None).Checkpoint!;
         var student = TinyConfigs.Load("tiny-pr-moe-student", steps: 5);
         student = student with { Distillation = student.Distillation! with { TeacherCheckpoint = teacher, KdStopStep = 2 } };
