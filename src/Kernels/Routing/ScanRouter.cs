@@ -77,14 +77,8 @@ public static class ScanRouter
             SegmentSizes = sizes,
             LoadSource = () => counts.sum(dim: 0),
             KeptSource = () => keep is null ? counts.sum(dim: 0) : counts.clamp_max(capacity).sum(dim: 0),
-            AuxLossSource = () =>
-            {
-                // E · Σₑ mean prob · fraction routed: first choices for k ≤ 2, all choices for k > 2 (as DeepSpeed).
-                var meanProb = probs.view(groups, g, e).mean([1]);
-                var routed = k == 2 ? nn.functional.one_hot(chosen.select(1, 0).view(groups, g), e).sum(1) : counts;
-                var fraction = routed.to_type(probs.dtype) / (g * (k <= 2 ? 1 : k));
-                return (meanProb * fraction).sum(1).mean() * e;
-            },
+            AuxLossSource = () => LoadBalancingLoss.Compute(probs,
+                k == 2 ? nn.functional.one_hot(chosen.select(1, 0).view(groups, g), e).sum(1) : counts, groups, k),
             ZLossSource = () => logits.logsumexp(-1).square().mean(),
         };
     }

@@ -82,7 +82,7 @@ public sealed class TopKRouter : nn.Module
         var gates = probs.gather(1, chosen);
 
         var groupOfToken = torch.arange(n, device: device).div(g, rounding_mode: RoundingMode.floor);
-        var auxLoss = LoadBalancingLoss(probs, chosen, groupOfToken, groups, g);
+        var auxLoss = LoadBalancingLoss.Compute(probs, RoutedCounts(chosen, groupOfToken, groups), groups, k);
         var zLoss = logits.logsumexp(-1).square().mean();
 
         // Slot order inside each (group, expert): every first choice before any second choice (GShard),
@@ -127,19 +127,13 @@ public sealed class TopKRouter : nn.Module
         return table;
     }
 
-    /// <summary>
-    /// E · Σₑ meanₜ(pₑ) · fₑ per group, averaged over groups. fₑ is the fraction of tokens whose first choice
-    /// is e for top-1 and top-2 (DeepSpeed's top1gating/top2gating) and the fraction of all k choices for k &gt; 2
-    /// (DeepSpeed's topkgating: mean(me·ce)·E²/k).
-    /// </summary>
-    Tensor LoadBalancingLoss(Tensor probs, Tensor chosen, Tensor groupOfToken, int groups, int g)
+    /// <summary>The [groups, E] choice counts the load-balancing loss needs: first choices for k ≤ 2, all for k &gt; 2.</summary>
+    Tensor RoutedCounts(Tensor chosen, Tensor groupOfToken, int groups)
     {
-        int e = settings.Experts, k = settings.TopK;
-        var meanProb = probs.view(groups, g, e).mean([1]);
-        var counted = k <= 2 ? chosen.narrow(1, 0, 1) : chosen;
+        int e = settings.Experts;
+        var counted = settings.TopK <= 2 ? chosen.narrow(1, 0, 1) : chosen;
         var bucket = (groupOfToken.unsqueeze(1) * e + counted).flatten();
-        var fraction = bucket.bincount(null, (long)groups * e).to_type(probs.dtype).view(groups, e) / (g * counted.shape[1]);
-        return (meanProb * fraction).sum(1).mean() * e;
+        return bucket.bincount(null, (long)groups * e).view(groups, e);
     }
 
     sealed record GroupNoise(Tensor? Jitter, Tensor? Gumbel, Tensor? SecondGumbel, Tensor? Priority);

@@ -1,0 +1,21 @@
+using static TorchSharp.torch;
+
+namespace Orleans.MoE.Kernels.Routing;
+
+/// <summary>
+/// E · Σₑ meanₜ(pₑ) · fₑ per routing group, averaged over groups. fₑ is the fraction of tokens whose first choice
+/// is e for top-1 and top-2 (DeepSpeed's top1gating/top2gating) and the fraction of all k choices for k &gt; 2
+/// (DeepSpeed's topkgating: mean(me·ce)·E²/k). Both routers count the choices their own way and share this.
+/// </summary>
+public static class LoadBalancingLoss
+{
+    /// <param name="probs">[N, E] router probabilities, N = groups · G.</param>
+    /// <param name="routed">[groups, E] first choices per expert (k ≤ 2) or all choices per expert (k &gt; 2).</param>
+    public static Tensor Compute(Tensor probs, Tensor routed, int groups, int topK)
+    {
+        long e = probs.shape[1], g = probs.shape[0] / groups;
+        var meanProb = probs.view(groups, g, e).mean([1]);
+        var fraction = routed.to_type(probs.dtype) / (g * (topK <= 2 ? 1 : topK));
+        return (meanProb * fraction).sum(1).mean() * e;
+    }
+}
