@@ -1,0 +1,7 @@
+namespace Orleans.MoE.Kernels.Comm;
+
+public enum ReduceOperation
+{
+    Sum,
+    Max,
+}
