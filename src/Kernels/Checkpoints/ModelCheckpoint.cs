@@ -1,7 +1,9 @@
 using System.Globalization;
 using System.Text.Json;
+using Orleans.MoE.Kernels.Comm;
 using Orleans.MoE.Kernels.Config;
 using Orleans.MoE.Kernels.Data;
+using Orleans.MoE.Kernels.Experts;
 using Orleans.MoE.Kernels.Model;
 using Orleans.MoE.Kernels.Tokenizers;
 using Orleans.MoE.Kernels.Training;
@@ -52,48 +54,89 @@ public sealed class ModelCheckpoint
         return new ModelCheckpoint(directory, config, state);
     }
 
-    /// <summary>Writes step-NNNNNN under <paramref name="parent"/> atomically and returns its path.</summary>
-    public static string Save(string parent, JobConfig config, string tokenizer, GptModel model, AdamWOptimizer optimizer, long step, SamplerPosition position)
+    /// <summary>
+    /// Writes step-NNNNNN under <paramref name="parent"/> atomically and returns its path. On several ranks this is
+    /// collective: rank 0 writes the checkpoint, the first holder of each expert sends it its weights and moments
+    /// one expert at a time (no rank ever holds the whole model), and every rank returns once it is committed.
+    /// </summary>
+    public static string Save(string parent, JobConfig config, string tokenizer, GptModel model, AdamWOptimizer optimizer, long step, SamplerPosition position, RankGroups? ranks = null)
     {
-        Directory.CreateDirectory(parent);
-        using var scope = torch.NewDisposeScope();
-        using var writer = CheckpointDirectory.Create(System.IO.Path.Combine(parent, CheckpointDirectory.StepName(step)));
-        writer.WriteText(ConfigFile, config.ToJson());
-        writer.WriteText(StateFile, JsonSerializer.Serialize(
-            new CheckpointState(step, position.Epoch, position.Index, tokenizer, optimizer.StepCount), JobConfig.JsonOptions));
-
-        var experts = ExpertParameters(model);
-        var dense = new Dictionary<string, Tensor>();
-        foreach (var (name, p) in model.named_parameters())
+        string final = System.IO.Path.GetFullPath(System.IO.Path.Combine(parent, CheckpointDirectory.StepName(step)));
+        if (ranks is { Rank: > 0 })
         {
-            if (experts.ContainsKey(name)) continue;
-            var (m, v) = optimizer.Moments[name];
-            dense[name] = p;
-            dense[name + Average] = m;
-            dense[name + Square] = v;
+            SendExperts(model, optimizer, ranks);
+            ranks.World.Barrier();
+            return final;
         }
-        writer.WriteTensors(DenseFile, dense);
+        Directory.CreateDirectory(parent);
+        string written;
+        using (var scope = torch.NewDisposeScope())
+        using (var writer = CheckpointDirectory.Create(final))
+        {
+            writer.WriteText(ConfigFile, config.ToJson());
+            writer.WriteText(StateFile, JsonSerializer.Serialize(
+                new CheckpointState(step, position.Epoch, position.Index, tokenizer, optimizer.StepCount), JobConfig.JsonOptions));
 
+            var experts = ExpertParameters(model);
+            var dense = new Dictionary<string, Tensor>();
+            foreach (var (name, p) in model.named_parameters())
+            {
+                if (experts.ContainsKey(name)) continue;
+                var (m, v) = optimizer.Moments[name];
+                dense[name] = p;
+                dense[name + Average] = m;
+                dense[name + Square] = v;
+            }
+            writer.WriteTensors(DenseFile, dense);
+
+            foreach (var moe in model.MoeLayers)
+            {
+                var local = ExpertState(model, optimizer, moe.Experts);
+                int total = moe.Router.Settings.Experts;
+                for (int expert = 0; expert < total; expert++)
+                {
+                    int owner = ranks is null ? 0 : FirstHolder(ranks, total, expert);
+                    var tensors = owner == 0 ? local.Select(t => t.Tensor[expert - moe.Experts.FirstExpert]).ToArray() : Receive(ranks!, owner, local);
+                    writer.WriteTensors(ExpertFile(moe.LayerIndex, expert), local.Select((t, i) => (t.Name, tensors[i])).ToDictionary(t => t.Name, t => t.Item2));
+                }
+            }
+            written = writer.Commit().Path;
+        }
+        ranks?.World.Barrier();
+        return written;
+    }
+
+    /// <summary>The rank that writes expert <paramref name="expert"/>: its holder in the first expert-parallel group.</summary>
+    static int FirstHolder(RankGroups ranks, int experts, int expert) => expert / ranks.Layout.ShardOf(0, experts).Count;
+
+    /// <summary>The six tensors saved per expert, as [local experts, …] stacks, in file order.</summary>
+    static (string Name, Tensor Tensor)[] ExpertState(GptModel model, AdamWOptimizer optimizer, ExpertBank bank)
+    {
+        var (m1, v1) = optimizer.Moments[NameOf(model, bank.W1)];
+        var (m2, v2) = optimizer.Moments[NameOf(model, bank.W2)];
+        return [("w1", bank.W1), ("w1" + Average, m1), ("w1" + Square, v1), ("w2", bank.W2), ("w2" + Average, m2), ("w2" + Square, v2)];
+    }
+
+    static Tensor[] Receive(RankGroups ranks, int owner, (string Name, Tensor Tensor)[] like)
+    {
+        var received = like.Select(t => torch.empty_like(t.Tensor[0])).ToArray();
+        foreach (var t in received) ranks.World.Receive(t, owner);
+        return received;
+    }
+
+    static void SendExperts(GptModel model, AdamWOptimizer optimizer, RankGroups ranks)
+    {
+        using var scope = torch.NewDisposeScope();
         foreach (var moe in model.MoeLayers)
         {
-            var bank = moe.Experts;
-            string n1 = NameOf(model, bank.W1), n2 = NameOf(model, bank.W2);
-            var (m1, v1) = optimizer.Moments[n1];
-            var (m2, v2) = optimizer.Moments[n2];
-            for (int j = 0; j < bank.Count; j++)
+            int total = moe.Router.Settings.Experts;
+            var local = ExpertState(model, optimizer, moe.Experts);
+            for (int expert = 0; expert < total; expert++)
             {
-                writer.WriteTensors(ExpertFile(moe.LayerIndex, bank.FirstExpert + j), new Dictionary<string, Tensor>
-                {
-                    ["w1"] = bank.W1[j],
-                    ["w1" + Average] = m1[j],
-                    ["w1" + Square] = v1[j],
-                    ["w2"] = bank.W2[j],
-                    ["w2" + Average] = m2[j],
-                    ["w2" + Square] = v2[j],
-                });
+                if (FirstHolder(ranks, total, expert) != ranks.Rank) continue;
+                foreach (var (_, tensor) in local) ranks.World.Send(tensor[expert - moe.Experts.FirstExpert], 0);
             }
         }
-        return writer.Commit().Path;
     }
 
     /// <summary>Fails before any work if the run's model differs from the one saved.</summary>

@@ -40,6 +40,9 @@ public static class ConfigValidator
         if (moe.ZLossCoef < 0) throw new ConfigException("moe.z_loss_coef", "must be ≥ 0");
         if (moe.RoutingGroupTokens < 0) throw new ConfigException("moe.routing_group_tokens", "must be 0 (one micro-batch) or positive");
 
+        if (c.Parallel.ExpertParallel < 0) throw new ConfigException("parallel.expert_parallel", "must be 0 (as large as possible) or positive");
+        if (c.Parallel.NodeSize < 0) throw new ConfigException("parallel.node_size", "must be 0 (from the ranks) or positive");
+
         var t = c.Training;
         Positive("training.steps", t.Steps);
         Positive("training.batch_size", t.BatchSize);

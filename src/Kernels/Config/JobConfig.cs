@@ -16,6 +16,7 @@ public sealed record JobConfig
     public MoEConfig Moe { get; init; } = new();
     public TrainingConfig Training { get; init; } = new();
     public DataConfig Data { get; init; } = new();
+    public ParallelConfig Parallel { get; init; } = new();
 
     /// <summary>Present for a distillation job: this job's model is the student.</summary>
     public DistillationConfig? Distillation { get; init; }

@@ -1,3 +1,4 @@
+using Orleans.MoE.Kernels.Comm;
 using Orleans.MoE.Kernels.Layers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -15,14 +16,22 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
     readonly Parameter w1;
     readonly Parameter w2;
 
-    public ExpertBank(int experts, int dModel, int dFf, double outputInitStd, int firstExpert = 0, Generator? init = null) : base("experts")
+    /// <param name="shard">The experts this process holds; the initial weights of all of them are drawn (and the
+    /// others' discarded) so that the generator ends where a one-process model's does and every shard holds the
+    /// weights the one-process model would.</param>
+    public ExpertBank(ExpertShard shard, int dModel, int dFf, double outputInitStd, Generator? init = null) : base("experts")
     {
-        FirstExpert = firstExpert;
-        w1 = nn.Parameter(torch.empty(experts, dModel, dFf));
-        w2 = nn.Parameter(torch.empty(experts, dFf, dModel));
-        ParameterInit.Normal(w1, 0.02, init);
-        ParameterInit.Normal(w2, outputInitStd, init);
+        FirstExpert = shard.First;
+        w1 = nn.Parameter(Draw(shard, dModel, dFf, 0.02, init));
+        w2 = nn.Parameter(Draw(shard, dFf, dModel, outputInitStd, init));
         RegisterComponents();
+    }
+
+    static Tensor Draw(ExpertShard shard, long rows, long columns, double std, Generator? init)
+    {
+        using var all = torch.empty(shard.Total, rows, columns);
+        ParameterInit.Normal(all, std, init);
+        return all.narrow(0, shard.First, shard.Count).clone();
     }
 
     public int Count => (int)w1.shape[0];

@@ -1,3 +1,4 @@
+using Orleans.MoE.Kernels.Comm;
 using Orleans.MoE.Kernels.Config;
 using Orleans.MoE.Kernels.Layers;
 using Orleans.MoE.Kernels.Routing;
@@ -20,7 +21,8 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
     readonly Parameter? lmHead;
 
     /// <param name="init">Generator for the initial weights; null uses torch's global one.</param>
-    public GptModel(ModelConfig model, MoEConfig moe, int vocabSize, Generator? init = null) : base("gpt")
+    /// <param name="expertShard">The experts this rank holds of a layer with the given expert count (null: all).</param>
+    public GptModel(ModelConfig model, MoEConfig moe, int vocabSize, Generator? init = null, Func<int, ExpertShard>? expertShard = null) : base("gpt")
     {
         Config = model;
         MoeConfig = moe;
@@ -49,7 +51,7 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
             }
             else
             {
-                var layer = new MoELayer(i, model.DModel, expertFfn, GateSettings.From(moe, expertCounts[moeIndex]), outputStd, moe.RoutingGroupTokens, init);
+                var layer = new MoELayer(i, model.DModel, expertFfn, GateSettings.From(moe, expertCounts[moeIndex]), outputStd, moe.RoutingGroupTokens, init, expertShard?.Invoke(expertCounts[moeIndex]));
                 feedForward = moe.Residual ? new ResidualMoE(layer, new DenseMlp(model.DModel, model.DFf, outputStd, init), model.DModel, init) : layer;
             }
             blocks.Add(new DecoderBlock(i, attention, feedForward, model.DModel, model.Dropout));
@@ -73,6 +75,18 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
     public IEnumerable<DecoderBlock> Blocks => blocks;
 
     public IEnumerable<MoELayer> MoeLayers => blocks.Select(b => b.Moe).OfType<MoELayer>();
+
+    /// <summary>Connects every MoE layer to its expert-parallel group (the model must hold this rank's shards).</summary>
+    public void UseExpertParallelism(RankGroups ranks)
+    {
+        foreach (var layer in MoeLayers)
+        {
+            int experts = layer.Router.Settings.Experts;
+            if (layer.Experts.Count != ranks.ShardOf(experts).Count || layer.Experts.FirstExpert != ranks.ShardOf(experts).First)
+                throw new InvalidOperationException($"MoE layer {layer.LayerIndex} holds experts from {layer.Experts.FirstExpert} ({layer.Experts.Count}), not rank {ranks.Rank}'s shard");
+            layer.Exchange = ranks.ExchangeFor(experts);
+        }
+    }
 
     public override Tensor forward(Tensor tokens) => Forward(tokens, RoutingContext.Inference, null, null);
 

@@ -11,13 +11,21 @@ public static class GradientClipping
     {
         var grads = parameters.Select(p => p.grad).OfType<Tensor>().ToArray();
         using var noGrad = torch.no_grad();
-        // Per-tensor norms first: squaring whole gradients would hold a second copy of every gradient at once.
-        var norm = torch.stack(grads.Select(g => g.norm().to_type(ScalarType.Float32)).ToArray()).norm();
-        if (maxNorm > 0)
-        {
-            using var scale = (maxNorm / (norm + 1e-6)).clamp_max(1.0);
-            foreach (var g in grads) g.mul_(scale);
-        }
+        var norm = SquaredNorm(grads).sqrt();
+        Scale(grads, norm, maxNorm);
         return norm;
+    }
+
+    /// <summary>Σ‖g‖² in fp32. Per-tensor norms first: squaring whole gradients would hold a second copy of each.</summary>
+    public static Tensor SquaredNorm(IReadOnlyCollection<Tensor> grads) =>
+        grads.Count == 0 ? torch.zeros(1).squeeze() : torch.stack(grads.Select(g => g.norm().to_type(ScalarType.Float32)).ToArray()).square().sum();
+
+    /// <summary>Multiplies every gradient by min(1, maxNorm / norm); 0 turns clipping off.</summary>
+    public static void Scale(IEnumerable<Tensor> grads, Tensor norm, double maxNorm)
+    {
+        if (maxNorm <= 0) return;
+        using var noGrad = torch.no_grad();
+        using var scale = (maxNorm / (norm + 1e-6)).clamp_max(1.0);
+        foreach (var g in grads) g.mul_(scale);
     }
 }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Orleans.MoE.Kernels.Comm;
 using Orleans.MoE.Kernels.Config;
 using Orleans.MoE.Kernels.Data;
 using Orleans.MoE.Kernels.Distillation;
@@ -15,7 +16,9 @@ namespace Orleans.MoE.Kernels.Training;
 /// Drives optimiser steps on one process: the global batch is drawn once, split into micro-batches whose
 /// gradients accumulate, then clipped on the global norm and applied by AdamWOptimizer on the warm-up + cosine schedule.
 /// Routing group i of a step uses random stream (seed, step, i), so the split into micro-batches does not
-/// change which numbers a group draws.
+/// change which numbers a group draws. On several ranks every rank draws the same global batch and trains on its
+/// slice of it (rank r: rows r·B/W …), routing groups keep their global numbers, each rank's loss is scaled by
+/// 1/W and the gradients are summed over their groups before clipping: the step is the one-process step.
 /// </summary>
 public sealed class Trainer : IDisposable
 {
@@ -23,16 +26,28 @@ public sealed class Trainer : IDisposable
     readonly LearningRateSchedule schedule;
     readonly int microBatch;
     readonly Parameter[] parameters;
+    readonly RankGroups? ranks;
+    readonly GradientSynchronizer? synchronizer;
+    readonly int rankRows;
 
     /// <param name="teacher">For a distillation job: the frozen teacher, run until the KD stop step.</param>
-    public Trainer(JobConfig config, GptModel model, TokenStream train, Device device, Teacher? teacher = null)
+    /// <param name="ranks">This rank's groups when the job runs on several ranks (null: one process).</param>
+    public Trainer(JobConfig config, GptModel model, TokenStream train, Device device, Teacher? teacher = null, RankGroups? ranks = null)
     {
         this.config = config;
         Teacher = teacher;
         Model = model;
         Device = device;
+        this.ranks = ranks;
         var t = config.Training;
-        microBatch = t.MicroBatchSize > 0 ? t.MicroBatchSize : t.BatchSize;
+        int world = ranks?.Size ?? 1;
+        if (t.BatchSize % world != 0)
+            throw new ConfigException("training.batch_size", $"{t.BatchSize} sequences cannot be split evenly over {world} ranks");
+        rankRows = t.BatchSize / world;
+        microBatch = t.MicroBatchSize > 0 ? Math.Min(t.MicroBatchSize, rankRows) : rankRows;
+        if (rankRows % microBatch != 0)
+            throw new ConfigException("training.micro_batch_size", $"{microBatch} does not divide the {rankRows} sequences each of the {world} ranks trains on");
+        if (ranks is not null) synchronizer = new GradientSynchronizer(model, ranks);
         schedule = new LearningRateSchedule(t.LearningRate, t.MinLearningRate, t.WarmupSteps, t.Steps);
         var named = model.named_parameters().ToArray();
         parameters = named.Select(p => p.parameter).ToArray();
@@ -75,7 +90,12 @@ public sealed class Trainer : IDisposable
         Optimizer.ZeroGrad();
         using var scope = torch.NewDisposeScope();
         using var batch = Sampler.Next(Device);
-        int micros = (int)(batch.Input.shape[0] / microBatch);
+        int world = ranks?.Size ?? 1, rank = ranks?.Rank ?? 0;
+        var rankInput = batch.Input.narrow(0, (long)rank * rankRows, rankRows);
+        var rankTarget = batch.Target.narrow(0, (long)rank * rankRows, rankRows);
+        int micros = rankRows / microBatch;
+        // Routing groups are numbered over the global batch, so a group draws the same noise on any rank.
+        long firstGroup = moe.RoutingGroupTokens > 0 ? (long)rank * rankRows * length / moe.RoutingGroupTokens : (long)rank * micros;
         var ce = torch.zeros(1, device: Device);
         var aux = torch.zeros(1, device: Device);
         var z = torch.zeros(1, device: Device);
@@ -87,10 +107,10 @@ public sealed class Trainer : IDisposable
             // Each micro-batch gets its own scope: its activations are freed as soon as its backward is done,
             // not when the whole step ends (with 4 micro-batches that is 4× less activation memory).
             using var microScope = torch.NewDisposeScope();
-            var input = batch.Input.narrow(0, i * microBatch, microBatch);
-            var target = batch.Target.narrow(0, i * microBatch, microBatch);
+            var input = rankInput.narrow(0, i * microBatch, microBatch);
+            var target = rankTarget.narrow(0, i * microBatch, microBatch);
             var statistics = new MoEStatistics();
-            var logits = Model.Forward(input, new RoutingContext(config.Seed, Step, (long)i * groupsPerMicro), statistics, null);
+            var logits = Model.Forward(input, new RoutingContext(config.Seed, Step, firstGroup + (long)i * groupsPerMicro), statistics, null);
             var loss = nn.functional.cross_entropy(logits.view(-1, logits.shape[^1]), target.reshape(-1));
             var auxLoss = statistics.TotalAuxLoss(Device);
             // The z-loss costs three launches per layer; compute it only when it counts.
@@ -102,14 +122,25 @@ public sealed class Trainer : IDisposable
                 total = total + config.Distillation.Alpha * kd;
                 distilled.add_(kd.detach() / micros);
             }
-            (total / micros).backward();
+            (total / ((double)micros * world)).backward();
             ce.add_(loss.detach() / micros);
             aux.add_(auxLoss.detach() / micros);
             z.add_(zLoss.detach() / micros);
             foreach (var r in statistics.Reports)
                 counts.Add((r.Layer, r.Table.Load.MoveToOuterDisposeScope(), r.Table.Kept.MoveToOuterDisposeScope(), r.Table.Capacity));
         }
-        var norm = GradientClipping.ClipGlobalNorm(parameters, config.Training.GradClip);
+        Tensor norm;
+        if (synchronizer is not null)
+        {
+            synchronizer.AllReduce();
+            norm = synchronizer.ClipGlobalNorm(config.Training.GradClip);
+            AverageOverRanks(ce, aux, z, distilled);
+            counts = SumOverRanks(counts);
+        }
+        else
+        {
+            norm = GradientClipping.ClipGlobalNorm(parameters, config.Training.GradClip);
+        }
         double lr = schedule.At(Step);
         Optimizer.Step(lr);
         Step++;
@@ -140,6 +171,33 @@ public sealed class Trainer : IDisposable
             Seconds = clock.Elapsed.TotalSeconds,
             ExpertLoads = loads,
         };
+    }
+
+    /// <summary>Turns each rank's mean of its slice into the global batch's mean (all slices are the same size).</summary>
+    void AverageOverRanks(params Tensor[] means)
+    {
+        using var noGrad = torch.no_grad();
+        var packed = torch.cat(means.Select(m => m.reshape(1)).ToArray());
+        ranks!.World.AllReduce(packed);
+        packed.div_(ranks.Size);
+        for (int i = 0; i < means.Length; i++) means[i].copy_(packed.narrow(0, i, 1).reshape(means[i].shape));
+    }
+
+    /// <summary>Expert loads over the global batch: every rank's counts of every layer, summed in one all-reduce.</summary>
+    List<(int Layer, Tensor Load, Tensor Kept, int Capacity)> SumOverRanks(List<(int Layer, Tensor Load, Tensor Kept, int Capacity)> counts)
+    {
+        if (counts.Count == 0) return counts;
+        var packed = torch.cat(counts.SelectMany(c => new[] { c.Load, c.Kept }).ToArray());
+        ranks!.World.AllReduce(packed);
+        var summed = new List<(int Layer, Tensor Load, Tensor Kept, int Capacity)>(counts.Count);
+        long at = 0;
+        foreach (var c in counts)
+        {
+            long e = c.Load.numel();
+            summed.Add((c.Layer, packed.narrow(0, at, e), packed.narrow(0, at + e, e), c.Capacity));
+            at += 2 * e;
+        }
+        return summed;
     }
 
     static long[] Sum(IEnumerable<Tensor> counts) =>

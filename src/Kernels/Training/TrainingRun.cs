@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using Orleans.MoE.Kernels.Checkpoints;
+using Orleans.MoE.Kernels.Comm;
 using Orleans.MoE.Kernels.Config;
 using Orleans.MoE.Kernels.Data;
 using Orleans.MoE.Kernels.Distillation;
@@ -18,8 +19,9 @@ public sealed class TrainingRun : IDisposable
 {
     readonly TrainingRunOptions options;
 
-    TrainingRun(JobConfig config, TrainingRunOptions options, TrainingData data, GptModel model, Trainer trainer, Device device)
+    TrainingRun(JobConfig config, TrainingRunOptions options, TrainingData data, GptModel model, Trainer trainer, Device device, RankGroups? ranks)
     {
+        Ranks = ranks;
         Config = config;
         this.options = options;
         Data = data;
@@ -33,10 +35,17 @@ public sealed class TrainingRun : IDisposable
     public GptModel Model { get; }
     public Trainer Trainer { get; }
     public Device Device { get; }
+
+    /// <summary>This rank's groups when the run is one of several ranks (null: one process).</summary>
+    public RankGroups? Ranks { get; }
+
+    /// <summary>Parameters of the whole model (on several ranks: this rank's shard of the experts counts as all of them).</summary>
     public ParameterCount Parameters => ParameterCount.Of(Model);
 
     /// <summary>Validates, loads data, builds the model with the job's seed and restores a checkpoint if asked.</summary>
-    public static TrainingRun Create(JobConfig config, TrainingRunOptions options)
+    /// <param name="ranks">For one rank of a multi-rank job: its groups; the model then holds this rank's experts.
+    /// Every rank calls this (and every later collective step) together.</param>
+    public static TrainingRun Create(JobConfig config, TrainingRunOptions options, RankGroups? ranks = null)
     {
         ConfigValidator.Validate(config);
         var device = TorchRuntime.ResolveDevice(options.Device ?? config.Device);
@@ -46,19 +55,20 @@ public sealed class TrainingRun : IDisposable
         // Weights are drawn on the CPU from the job's own generator, then moved: the same seed gives the same model
         // on any device, and jobs built at the same time in one process (silos, tests) cannot disturb each other.
         using var init = new Generator((ulong)config.Seed);
-        var model = new GptModel(config.Model, config.Moe, data.Tokenizer.VocabSize, init);
+        var model = new GptModel(config.Model, config.Moe, data.Tokenizer.VocabSize, init, ranks is null ? null : ranks.ShardOf);
+        if (ranks is not null) model.UseExpertParallelism(ranks);
         model.to(device);
         model.ComputeType = ComputePrecision.For(config.Training.Precision, device);
         var teacher = LoadTeacher(config, data, device, checkpoint?.Step ?? 0);
         if (teacher is not null && checkpoint is null && config.Distillation!.StudentLayers.Count > 0)
             StudentInitialiser.CopyFromTeacher(model, teacher.Model!, config.Distillation.StudentLayers);
-        var trainer = new Trainer(config, model, data.Train, device, teacher);
+        var trainer = new Trainer(config, model, data.Train, device, teacher, ranks);
         if (checkpoint is not null)
         {
             checkpoint.Restore(model, trainer.Optimizer);
             trainer.ResumeAt(checkpoint.Step, checkpoint.DataPosition);
         }
-        return new TrainingRun(config, options, data, model, trainer, device);
+        return new TrainingRun(config, options, data, model, trainer, device, ranks);
     }
 
     /// <summary>The teacher of a distillation job, unless the run resumes past the KD stop step (then it is never needed).</summary>
@@ -164,7 +174,7 @@ public sealed class TrainingRun : IDisposable
         Evaluator.Evaluate(Model, stream, Device, Math.Max(1, Config.Training.MicroBatchSize > 0 ? Config.Training.MicroBatchSize : Config.Training.BatchSize), maxTokens);
 
     public string SaveCheckpoint() =>
-        ModelCheckpoint.Save(Path.Combine(options.OutputDirectory, "checkpoints"), Config, Data.Tokenizer.Name, Model, Trainer.Optimizer, Trainer.Step, Trainer.Sampler.Position);
+        ModelCheckpoint.Save(Path.Combine(options.OutputDirectory, "checkpoints"), Config, Data.Tokenizer.Name, Model, Trainer.Optimizer, Trainer.Step, Trainer.Sampler.Position, Ranks);
 
     static double Median(List<double> values)
     {
