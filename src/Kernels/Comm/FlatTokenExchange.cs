@@ -17,4 +17,14 @@ public sealed class FlatTokenExchange(ICommunicator group) : ITokenExchange
         group.AllToAll(send, receive);
         return receive;
     }
+
+    public Tensor Exchange(Tensor rows, long[] sendRows, long[] receiveRows)
+    {
+        var send = rows.contiguous();
+        var shape = send.shape.ToArray();
+        shape[0] = receiveRows.Sum();
+        var receive = torch.empty(shape, send.dtype, send.device);
+        group.AllToAll(send, receive, sendRows, receiveRows);
+        return receive;
+    }
 }

@@ -14,13 +14,16 @@ public sealed class HierarchicalTokenExchange : ITokenExchange
 {
     readonly ICommunicator node;
     readonly ICommunicator crossNode;
+    readonly FlatTokenExchange flat;
 
     /// <param name="node">The ranks of this node (local index = rank there).</param>
     /// <param name="crossNode">The ranks with this rank's local index on every node (node index = rank there).</param>
-    public HierarchicalTokenExchange(ICommunicator node, ICommunicator crossNode)
+    /// <param name="group">The whole group, for exchanges with chunks of different sizes.</param>
+    public HierarchicalTokenExchange(ICommunicator node, ICommunicator crossNode, ICommunicator group)
     {
         this.node = node;
         this.crossNode = crossNode;
+        flat = new FlatTokenExchange(group);
     }
 
     public int Size => node.Size * crossNode.Size;
@@ -42,4 +45,10 @@ public sealed class HierarchicalTokenExchange : ITokenExchange
         // received [source node, source local, chunk]: source rank order, as the flat exchange gives.
         return across.view(rows.shape);
     }
+
+    /// <summary>
+    /// Chunks of different sizes go in one flat step: regrouping them by node would need every pair's counts on
+    /// the relaying rank, a second exchange that costs what the hierarchy saves at the sizes dropless routing has.
+    /// </summary>
+    public Tensor Exchange(Tensor rows, long[] sendRows, long[] receiveRows) => flat.Exchange(rows, sendRows, receiveRows);
 }

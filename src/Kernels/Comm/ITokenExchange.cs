@@ -15,4 +15,10 @@ public interface ITokenExchange
     string Describe();
 
     Tensor Exchange(Tensor rows);
+
+    /// <summary>
+    /// The same with chunks of different sizes (dropless routing): <paramref name="sendRows"/>[i] rows go to rank i,
+    /// <paramref name="receiveRows"/>[i] come from it.
+    /// </summary>
+    Tensor Exchange(Tensor rows, long[] sendRows, long[] receiveRows);
 }

@@ -43,7 +43,8 @@ public sealed class RankGroups : IDisposable
             groups.exchanges[size] = layout.UsesHierarchy(size)
                 ? new HierarchicalTokenExchange(
                     groups.Own(parallel.Split(parallel.Rank / layout.NodeSize, parallel.Rank)),
-                    groups.Own(parallel.Split(parallel.Rank % layout.NodeSize, parallel.Rank)))
+                    groups.Own(parallel.Split(parallel.Rank % layout.NodeSize, parallel.Rank)),
+                    parallel)
                 : new FlatTokenExchange(parallel);
         }
         return groups;

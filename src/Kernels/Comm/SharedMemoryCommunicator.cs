@@ -73,7 +73,8 @@ sealed class SharedMemoryCommunicator(SharedMemoryGroup group, int rank) : IComm
     public void Send(Tensor tensor, int peer)
     {
         group.ThrowIfAborted();
-        group.Mailbox(rank, peer).Add(tensor.detach().clone());
+        // The copy belongs to the mailbox until the receiver disposes it, not to the sender's dispose scope.
+        group.Mailbox(rank, peer).Add(tensor.detach().clone().DetachFromDisposeScope());
     }
 
     public void Receive(Tensor tensor, int peer)

@@ -14,18 +14,29 @@ public sealed class TokenExchangeFunction : autograd.SingleTensorFunction<TokenE
 
     public override string Name => "TokenExchange";
 
+    const string SendKey = "send", ReceiveKey = "receive";
+
     public static Tensor Apply(Tensor rows, ITokenExchange exchange) => apply(rows, exchange);
+
+    /// <summary>Chunks of different sizes; the backward sends the gradients back with the counts swapped.</summary>
+    public static Tensor Apply(Tensor rows, ITokenExchange exchange, long[] sendRows, long[] receiveRows) => apply(rows, exchange, sendRows, receiveRows);
 
     public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
     {
         var exchange = (ITokenExchange)vars[1];
         ctx.save_data(ExchangeKey, exchange);
-        return exchange.Exchange((Tensor)vars[0]);
+        // Empty counts mark the equal-split exchange.
+        var (send, receive) = vars.Length == 2 ? ([], []) : ((long[])vars[2], (long[])vars[3]);
+        ctx.save_data(SendKey, send);
+        ctx.save_data(ReceiveKey, receive);
+        return send.Length == 0 ? exchange.Exchange((Tensor)vars[0]) : exchange.Exchange((Tensor)vars[0], send, receive);
     }
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradient)
     {
         var exchange = (ITokenExchange)ctx.get_data(ExchangeKey);
-        return [exchange.Exchange(gradient), null!];
+        var send = (long[])ctx.get_data(SendKey);
+        if (send.Length == 0) return [exchange.Exchange(gradient), null!];
+        return [exchange.Exchange(gradient, (long[])ctx.get_data(ReceiveKey), send), null!, null!, null!];
     }
 }

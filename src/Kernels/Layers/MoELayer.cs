@@ -51,7 +51,7 @@ public sealed class MoELayer : nn.Module<Tensor, Tensor>
         var output = (table.Layout, Exchange) switch
         {
             (ExpertBufferLayout.Packed, null) => experts.ForwardPacked(buffer, table.SegmentSizes!),
-            (ExpertBufferLayout.Packed, _) => throw new NotSupportedException("dropless routing (moe.drop_tokens = false) across expert-parallel ranks is not supported yet"),
+            (ExpertBufferLayout.Packed, _) => ForwardPackedOnOwners(buffer, table.SegmentSizes!, Exchange),
             (_, null) => experts.forward(buffer),
             _ => ForwardOnOwners(buffer, Exchange),
         };
@@ -75,5 +75,45 @@ public sealed class MoELayer : nn.Module<Tensor, Tensor>
         var output = experts.forward(mine);
         var back = output.view(local, ranks, rows, m).transpose(0, 1).reshape(all * rows, m);
         return TokenExchangeFunction.Apply(back, exchange).view(all, rows, m);
+    }
+
+    /// <summary>
+    /// Dropless: the packed buffer (expert after expert, <paramref name="sizes"/> rows each) goes to the owners in
+    /// chunks of different sizes. The owners first learn how many rows of each of their experts every rank sends
+    /// (a small exchange of counts), regroup what arrives from (rank, expert) order into expert order for the
+    /// per-expert GEMMs, and undo both on the way back.
+    /// </summary>
+    Tensor ForwardPackedOnOwners(Tensor buffer, long[] sizes, ITokenExchange exchange)
+    {
+        int ranks = exchange.Size, local = sizes.Length / ranks;
+        long[] received;
+        using (var counts = torch.tensor(sizes).view(sizes.Length, 1).to(buffer.device))
+        using (var arrived = exchange.Exchange(counts))
+            received = arrived.cpu().data<long>().ToArray(); // [source rank, local expert]
+        var send = Enumerable.Range(0, ranks).Select(r => sizes.Skip(r * local).Take(local).Sum()).ToArray();
+        var receive = Enumerable.Range(0, ranks).Select(r => received.Skip(r * local).Take(local).Sum()).ToArray();
+        var mine = TokenExchangeFunction.Apply(buffer, exchange, send, receive);
+        var (byExpert, expertSizes) = ExpertOrder(received, ranks, local);
+        using var order = torch.tensor(byExpert, device: buffer.device);
+        using var inverse = torch.empty_like(order).index_copy_(0, order, torch.arange(order.shape[0], device: buffer.device));
+        var output = experts.ForwardPacked(mine.index_select(0, order), expertSizes).index_select(0, inverse);
+        return TokenExchangeFunction.Apply(output, exchange, receive, send);
+    }
+
+    /// <summary>Row indices that turn (source rank, local expert) chunks into (local expert, source rank) order.</summary>
+    static (long[] Order, long[] ExpertSizes) ExpertOrder(long[] counts, int ranks, int local)
+    {
+        var offsets = new long[counts.Length];
+        for (int i = 1; i < counts.Length; i++) offsets[i] = offsets[i - 1] + counts[i - 1];
+        var order = new List<long>((int)counts.Sum());
+        var expertSizes = new long[local];
+        for (int e = 0; e < local; e++)
+            for (int r = 0; r < ranks; r++)
+            {
+                int chunk = r * local + e;
+                for (long i = 0; i < counts[chunk]; i++) order.Add(offsets[chunk] + i);
+                expertSizes[e] += counts[chunk];
+            }
+        return (order.ToArray(), expertSizes);
     }
 }
