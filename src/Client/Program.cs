@@ -14,5 +14,6 @@ var root = new RootCommand("Orleans.MoE: train, distil and serve Mixture-of-Expe
     JobsCommand.Create(),
     JobsCommand.CreateCancel(),
     ClusterCommand.Create(),
+    SimulateAllToAllCommand.Create(),
 };
 return await root.Parse(args).InvokeAsync();
