@@ -37,6 +37,36 @@ public class JobCoordinatorTests(FourSiloCluster fixture)
     }
 
     [Fact]
+    public async Task AJobOnAllFourSilosSpreadsItsExpertsAndHasTheLossesOfOneProcess()
+    {
+        var tiny = TinyConfigs.Load("tiny-pr-moe", steps: 8);
+        // Routing groups of 2 sequences, so each rank's 4 sequences are whole groups, as in one process.
+        var config = tiny with { Moe = tiny.Moe with { RoutingGroupTokens = 256 } };
+        List<double> expected;
+        using (var run = TrainingRun.Create(config, TinyConfigs.Options(TinyConfigs.TempDirectory())))
+            expected = run.Run(null, CancellationToken.None).Losses.ToList();
+
+        var cluster = fixture.Client.GetGrain<IClusterGrain>(IClusterGrain.Key);
+        string jobId = await cluster.Submit(new JobSubmission { ConfigJson = config.ToJson(), OutputDirectory = TinyConfigs.TempDirectory(), ChunkSteps = 3, Replicas = FourSiloCluster.Silos });
+        var job = fixture.Client.GetGrain<IJobCoordinatorGrain>(jobId);
+        await JobWatching.UntilFinished(job, Deadline);
+
+        var state = await job.GetState();
+        Assert.True(state.Status == JobStatus.Completed, $"job ended {state.Status}: {state.Error}");
+        var plan = state.Plan!;
+        Assert.Equal("shared-memory", plan.DataPlane);
+        Assert.Equal(fixture.SiloNames.Order(), plan.Members.Select(m => m.Silo).Order());
+        // 8 experts over 4 ranks: two per rank, each on its own silo.
+        Assert.Equal([0, 0, 1, 1, 2, 2, 3, 3], plan.Layers[2].ExpertRank);
+        Assert.Equal(expected.Count, state.Losses.Count);
+        // The tolerance of the data plane's equivalence test: only the order of fp32 sums differs.
+        for (int i = 0; i < expected.Count; i++)
+            Assert.True(Math.Abs(state.Losses[i] - expected[i]) < 2e-4, $"step {i + 1}: {state.Losses[i]:F6} on 4 silos vs {expected[i]:F6} in one process");
+        var files = Orleans.MoE.Kernels.Checkpoints.CheckpointDirectory.Open(state.Checkpoints[^1]).Files;
+        Assert.Equal(16 + 3, files.Count);
+    }
+
+    [Fact]
     public async Task CancelStopsTheJobAndLeavesACheckpoint()
     {
         var config = TinyConfigs.Load("tiny-pr-moe", steps: 400);

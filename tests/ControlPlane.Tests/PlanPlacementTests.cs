@@ -54,11 +54,13 @@ public class PlanPlacementTests(FourSiloCluster fixture)
     public void ThePlanGivesEachExpertCountItsOwnExpertParallelGroupAndEveryExpertARank()
     {
         var config = TinyConfigs.Load("tiny-pr-moe", 4);
-        var members = Enumerable.Range(0, 4).Select(i => new PlanMember($"s{i}", 0, "node", "cpu")).ToArray();
+        var members = Enumerable.Range(0, 4).Select(i => new PlanMember($"s{i}", 0, "node", "cpu", "host:1")).ToArray();
         var plan = ExecutionPlanBuilder.Build(3, members, config);
         Assert.Equal(3, plan.Generation);
         Assert.Equal([0, 1, 2, 3], plan.Members.Select(m => m.Rank));
+        // Both counts split over all 4 ranks: one expert-parallel group each, exchanging in shared memory.
         Assert.Equal([4, 8], plan.ExpertParallelGroups.Select(g => g.ExpertCount));
+        Assert.Equal("shared-memory", plan.DataPlane);
         Assert.Equal([1, 3, 5], plan.Layers.Select(l => l.Layer));
         // 8 experts over 4 ranks: two consecutive experts per rank.
         Assert.Equal([0, 0, 1, 1, 2, 2, 3, 3], plan.Layers[2].ExpertRank);

@@ -26,6 +26,9 @@ public sealed class ClusterConnection : IAsyncDisposable
     /// <summary>True when the cluster lives in this process and ends with it.</summary>
     public bool IsEmbedded => embedded is not null;
 
+    /// <summary>Silos started in this process (0 when connected to a running cluster).</summary>
+    public int EmbeddedSilos => embedded?.Silos.Count ?? 0;
+
     /// <summary>Connects to the cluster at <paramref name="address"/>, or throws <see cref="ClusterUnreachableException"/>.</summary>
     public static async Task<ClusterConnection> ConnectAsync(ClusterAddress address, CancellationToken cancellation = default)
     {
@@ -69,11 +72,14 @@ public sealed class ClusterConnection : IAsyncDisposable
         return new ClusterConnection(host.Services.GetRequiredService<IClusterClient>(), host, null);
     }
 
-    /// <summary>Connects to the cluster at the default gateway when one runs, else starts a one-silo cluster in this process.</summary>
-    public static async Task<ClusterConnection> ConnectOrEmbedAsync(ClusterAddress address, CancellationToken cancellation = default)
+    /// <summary>
+    /// Connects to the cluster at the default gateway when one runs, else starts <paramref name="silos"/> silos in this
+    /// process (their ranks exchange tensors through shared memory).
+    /// </summary>
+    public static async Task<ClusterConnection> ConnectOrEmbedAsync(ClusterAddress address, int silos, CancellationToken cancellation = default)
     {
         if (address.Postgres is not null || await GatewayAnswers(address.GatewayPort)) return await ConnectAsync(address, cancellation);
-        var cluster = await EmbeddedCluster.StartAsync(silos: 1, web: false, postgres: null, cancellation);
+        var cluster = await EmbeddedCluster.StartAsync(silos: Math.Max(1, silos), web: false, postgres: null, cancellation);
         return new ClusterConnection(cluster.Grains, null, cluster);
     }
 

@@ -37,7 +37,7 @@ internal static class DistillCommand
                 OutputDirectory = Path.GetFullPath(parse.GetValue(output) ?? Paths.RunDirectory(job.Name)),
                 Device = parse.GetValue(device),
             };
-            await using var connection = await ClusterConnection.ConnectOrEmbedAsync(cluster.Read(parse), cancellation);
+            await using var connection = await ClusterConnection.ConnectOrEmbedAsync(cluster.Read(parse), 1, cancellation);
             return await TrainCommand.Train(connection, job, submission, parse.GetValue(json));
         }));
         return command;

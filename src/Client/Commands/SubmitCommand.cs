@@ -18,9 +18,10 @@ internal static class SubmitCommand
         var output = new Option<string?>("--out") { Description = "Output folder on the silo's machine (default runs/NAME)" };
         var resume = new Option<string?>("--resume") { Description = "Checkpoint folder to continue from" };
         var chunk = new Option<int>("--chunk-steps") { Description = "Steps per chunk (0 = about a second of device time)" };
+        var ranks = CommonOptions.Ranks();
         var json = CommonOptions.Json();
         var cluster = new ClusterOptions();
-        var command = new Command("submit", "Submit a job to the running cluster; prints the job id") { config, steps, stopAfter, output, resume, chunk, json };
+        var command = new Command("submit", "Submit a job to the running cluster; prints the job id") { config, steps, stopAfter, output, resume, chunk, ranks, json };
         cluster.AddTo(command);
         command.SetAction((parse, cancellation) => CommandRunner.RunAsync(parse.GetValue(json), async () =>
         {
@@ -29,6 +30,7 @@ internal static class SubmitCommand
             await using var connection = await ClusterConnection.ConnectAsync(cluster.Read(parse), cancellation);
             string id = await connection.Grains.GetGrain<IClusterGrain>(IClusterGrain.Key).Submit(new JobSubmission
             {
+                Replicas = parse.GetValue(ranks),
                 ConfigJson = job.ToJson(),
                 OutputDirectory = Path.GetFullPath(parse.GetValue(output) ?? Paths.RunDirectory(job.Name)),
                 ResumeFrom = parse.GetValue(resume) is { } r ? Path.GetFullPath(r) : null,

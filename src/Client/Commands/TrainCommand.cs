@@ -25,9 +25,10 @@ internal static class TrainCommand
         var output = new Option<string?>("--out") { Description = "Output folder (default runs/NAME)" };
         var resume = new Option<string?>("--resume") { Description = "Checkpoint folder to continue from" };
         var device = CommonOptions.Device();
+        var ranks = CommonOptions.Ranks();
         var json = CommonOptions.Json();
         var cluster = new ClusterOptions();
-        var command = new Command("train", "Train a model from a config (on the running cluster, or one started in this process)") { config, steps, stopAfter, output, resume, device, json };
+        var command = new Command("train", "Train a model from a config (on the running cluster, or one started in this process)") { config, steps, stopAfter, output, resume, device, ranks, json };
         cluster.AddTo(command);
         command.SetAction((parse, cancellation) => CommandRunner.RunAsync(parse.GetValue(json), async () =>
         {
@@ -40,8 +41,9 @@ internal static class TrainCommand
                 ResumeFrom = parse.GetValue(resume) is { } r ? Path.GetFullPath(r) : null,
                 StopAfter = parse.GetValue(stopAfter),
                 Device = parse.GetValue(device),
+                Replicas = parse.GetValue(ranks),
             };
-            await using var connection = await ClusterConnection.ConnectOrEmbedAsync(cluster.Read(parse), cancellation);
+            await using var connection = await ClusterConnection.ConnectOrEmbedAsync(cluster.Read(parse), submission.Replicas, cancellation);
             return await Train(connection, job, submission, parse.GetValue(json));
         }));
         return command;
@@ -86,7 +88,7 @@ internal static class TrainCommand
     }
 
     static string Header(JobConfig job, string jobId, ClusterConnection connection) => string.Create(CultureInfo.InvariantCulture,
-        $"{job.Name}: job {jobId} on {(connection.IsEmbedded ? "an embedded one-silo cluster" : "the cluster")}; MoE {job.Moe.Experts} experts at {job.Moe.Layers}, top-{job.Moe.TopK}{(job.Moe.Residual ? ", residual" : "")}");
+        $"{job.Name}: job {jobId} on {(connection.IsEmbedded ? $"an embedded {connection.EmbeddedSilos}-silo cluster" : "the cluster")}; MoE {job.Moe.Experts} experts at {job.Moe.Layers}, top-{job.Moe.TopK}{(job.Moe.Residual ? ", residual" : "")}");
 
     static int Finish(JobSnapshot final, bool json, TrainingDisplay display)
     {

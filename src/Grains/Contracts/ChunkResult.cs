@@ -16,4 +16,7 @@ public sealed record ChunkResult
 
     /// <summary>Set when the chunk failed on the device; the job fails with this message.</summary>
     [Id(4)] public string? Error { get; init; }
+
+    /// <summary>The reporting replica's rank (a chunk is complete when every rank of the plan has reported).</summary>
+    [Id(5)] public int Rank { get; init; }
 }

@@ -17,18 +17,26 @@ public sealed record ExecutionPlan
     /// <summary>Expert-parallel groups per distinct expert count (pyramid layers with 4 and 8 experts get different groups).</summary>
     [Id(3)] public required IReadOnlyList<ExpertParallelGroup> ExpertParallelGroups { get; init; }
 
-    /// <summary>Expert → rank for every MoE layer.</summary>
+    /// <summary>Expert → the first rank that holds it, for every MoE layer (its replicas sit at the same position of the other groups).</summary>
     [Id(4)] public required IReadOnlyList<LayerExperts> Layers { get; init; }
+
+    /// <summary>How the ranks exchange tensors: "none" (one rank), "shared-memory" (one process), "nccl" or "mpi".</summary>
+    [Id(5)] public string DataPlane { get; init; } = "none";
+
+    /// <summary>The job's parallel layout as the data plane builds it (expert-parallel limit, node size, hierarchy).</summary>
+    [Id(6)] public int MaxExpertParallel { get; init; } = 1;
+    [Id(7)] public int NodeSize { get; init; } = 1;
+    [Id(8)] public bool HierarchicalAllToAll { get; init; }
 
     /// <summary>The member with this rank.</summary>
     public PlanMember Member(int rank) => Members.Single(m => m.Rank == rank);
 }
 
-/// <summary>A silo in a plan: its rank, the node it runs on and its device.</summary>
+/// <summary>A silo in a plan: its rank, the node it runs on, its device and its process (host:pid).</summary>
 [GenerateSerializer, Immutable]
-public sealed record PlanMember([property: Id(0)] string Silo, [property: Id(1)] int Rank, [property: Id(2)] string Node, [property: Id(3)] string Device);
+public sealed record PlanMember([property: Id(0)] string Silo, [property: Id(1)] int Rank, [property: Id(2)] string Node, [property: Id(3)] string Device, [property: Id(4)] string Process);
 
-/// <summary>The ranks that exchange tokens for layers with <see cref="ExpertCount"/> experts.</summary>
+/// <summary>One group of ranks that exchange tokens for layers with <see cref="ExpertCount"/> experts (a count has W / size of them).</summary>
 [GenerateSerializer, Immutable]
 public sealed record ExpertParallelGroup([property: Id(0)] int ExpertCount, [property: Id(1)] int[] Ranks);
 

@@ -37,6 +37,9 @@ public sealed partial class JobCoordinatorGrain(
         return Task.CompletedTask;
     }
 
+    // Chunk reports of the ranks that have finished the current chunk (in memory: a reactivated coordinator asks again).
+    readonly Dictionary<int, ChunkResult> arrivals = [];
+
     public async Task<JobSnapshot> Start(JobSubmission submission)
     {
         if (S.Status != JobStatus.Unknown) return S.Snapshot();
@@ -49,8 +52,8 @@ public sealed partial class JobCoordinatorGrain(
         {
             throw new ArgumentException($"invalid job config: {e.Message}", nameof(submission), e);
         }
-        if (submission.Replicas != 1)
-            throw new ArgumentException("a job runs on one replica for now (data and expert parallelism across silos is not built yet)", nameof(submission));
+        if (submission.Replicas < 1)
+            throw new ArgumentException($"replicas is {submission.Replicas}: a job needs at least one silo", nameof(submission));
         S.JobId = this.GetPrimaryKeyString();
         S.Name = config.Name;
         S.Submission = submission;
@@ -77,10 +80,9 @@ public sealed partial class JobCoordinatorGrain(
             var config = JobConfig.Parse(S.Submission!.ConfigJson);
             S.Plan = ExecutionPlanBuilder.Build((S.Plan?.Generation ?? 0) + 1, members, config);
             await SetStatus(JobStatus.Planning, $"plan generation {S.Plan.Generation}: {string.Join(", ", S.Plan.Members.Select(m => $"rank {m.Rank} on {m.Silo}"))}");
-            long startStep = 0;
-            foreach (var member in S.Plan.Members)
+            // All at once: the ranks of a multi-rank job build their data-plane groups together while preparing.
+            var ready = await Task.WhenAll(S.Plan.Members.Select(member =>
             {
-                var replica = Replica(member);
                 var assignment = new ReplicaAssignment
                 {
                     JobId = S.JobId,
@@ -93,11 +95,11 @@ public sealed partial class JobCoordinatorGrain(
                     Device = S.Submission.Device,
                     Plan = S.Plan,
                 };
-                var ready = await resilience.DataPlaneStart.ExecuteAsync(async _ => await replica.Prepare(assignment));
-                startStep = ready.Step;
-            }
+                return resilience.DataPlaneStart.ExecuteAsync(async _ => await Replica(member).Prepare(assignment)).AsTask();
+            }));
             if (S.CancelRequested) return;
-            S.Step = startStep;
+            S.Step = ready[0].Step;
+            arrivals.Clear();
             S.PhaseIndex = 0;
             await SetStatus(JobStatus.Running, null);
             await Advance();
@@ -120,7 +122,7 @@ public sealed partial class JobCoordinatorGrain(
                 // Distillation phases are training steps too: the engine adds or drops the KD term by step.
                 case PhaseKind.Train or PhaseKind.DistilWithKd or PhaseKind.DistilWithoutKd when S.Step < phase.UntilStep:
                     {
-                        double mean = S.Step > 0 && S.DeviceSeconds > 0 ? S.DeviceSeconds / Math.Max(1, S.StepsBySilo.Values.Sum()) : 0;
+                        double mean = S.Losses.Count > 0 && S.DeviceSeconds > 0 ? S.DeviceSeconds / S.Losses.Count : 0;
                         int count = ChunkSizer.Next(S.Submission!.ChunkSteps, mean, phase.UntilStep - S.Step);
                         chunkStartedAt = lastChunkArrivedAt ?? Stopwatch.GetTimestamp();
                         long from = S.Step, generation = S.Plan!.Generation;
@@ -131,8 +133,10 @@ public sealed partial class JobCoordinatorGrain(
                 case PhaseKind.Evaluate:
                     if (S.Status != JobStatus.Evaluating) await SetStatus(JobStatus.Evaluating, null);
                     {
+                        // Every rank evaluates (the experts are spread over them); rank 0 reports the result.
                         long generation = S.Plan!.Generation;
-                        await resilience.GrainCalls.ExecuteAsync(async _ => await Replica(S.Plan.Member(0)).BeginEvaluation(generation));
+                        await Task.WhenAll(S.Plan.Members.Select(m =>
+                            resilience.GrainCalls.ExecuteAsync(async _ => await Replica(m).BeginEvaluation(generation)).AsTask()));
                     }
                     return;
                 default:
@@ -149,9 +153,21 @@ public sealed partial class JobCoordinatorGrain(
         if (S.Plan is null || result.Generation != S.Plan.Generation || result.FromStep != S.Step || S.Status.IsFinal() && !S.CancelRequested) return;
         if (result.Error is { } error)
         {
-            await Fail(new InvalidOperationException(error));
+            await Fail(new InvalidOperationException(S.Plan.Members.Count > 1 ? $"rank {result.Rank}: {error}" : error));
             return;
         }
+        // The ranks of a chunk run in lockstep (their collectives wait for each other); the chunk is done when
+        // all have reported. Their step reports agree on everything but the silo and its seconds.
+        if (!arrivals.TryAdd(result.Rank, result) || arrivals.Count < S.Plan.Members.Count) return;
+        var reports = arrivals.Values.OrderBy(r => r.Rank).ToArray();
+        arrivals.Clear();
+        foreach (var other in reports.Skip(1))
+            foreach (var step in other.Steps)
+            {
+                S.StepSecondsBySilo[step.Silo] = S.StepSecondsBySilo.GetValueOrDefault(step.Silo) + step.Seconds;
+                S.StepsBySilo[step.Silo] = S.StepsBySilo.GetValueOrDefault(step.Silo) + 1;
+            }
+        result = reports[0];
         long arrived = Stopwatch.GetTimestamp();
         S.ChunkWallSeconds += Stopwatch.GetElapsedTime(chunkStartedAt, arrived).TotalSeconds;
         lastChunkArrivedAt = arrived;
@@ -199,12 +215,11 @@ public sealed partial class JobCoordinatorGrain(
         if (S.Plan is not null && S.Status is JobStatus.Running or JobStatus.Evaluating or JobStatus.Planning)
         {
             long generation = S.Plan.Generation;
-            foreach (var member in S.Plan.Members)
-            {
-                // Stop is idempotent: a retry after a lost reply finds the session closed and returns null.
-                var written = await resilience.GrainCalls.ExecuteAsync(async _ => await Replica(member).Stop(generation, checkpoint: member.Rank == 0));
-                if (written is not null) S.Checkpoints.Add(written);
-            }
+            // Stop is idempotent: a retry after a lost reply finds the session closed and returns null. With several
+            // ranks every one takes part in the checkpoint (each holds some experts), so they stop together.
+            var written = await Task.WhenAll(S.Plan.Members.Select(member =>
+                resilience.GrainCalls.ExecuteAsync(async _ => await Replica(member).Stop(generation, checkpoint: true)).AsTask()));
+            if (written[0] is { } checkpoint) S.Checkpoints.Add(checkpoint);
         }
         await Finish(JobStatus.Cancelled, "cancelled");
         return S.Snapshot();
@@ -234,10 +249,8 @@ public sealed partial class JobCoordinatorGrain(
         await SetStatus(status, message);
         events.Append(JobEventKind.Finished, status, null, S.LastStep, S.Error ?? message, S.SummaryJson);
         if (status == JobStatus.Completed && S.Plan is { } plan)
-        {
-            foreach (var member in plan.Members)
-                await resilience.GrainCalls.ExecuteAsync(async _ => await Replica(member).Stop(plan.Generation, checkpoint: false));
-        }
+            await Task.WhenAll(plan.Members.Select(member =>
+                resilience.GrainCalls.ExecuteAsync(async _ => await Replica(member).Stop(plan.Generation, checkpoint: false)).AsTask()));
         var cluster = GrainFactory.GetGrain<IClusterGrain>(IClusterGrain.Key);
         await resilience.GrainCalls.ExecuteAsync(async _ => await cluster.ReleaseSilos(S.JobId));
     }
@@ -250,8 +263,7 @@ public sealed partial class JobCoordinatorGrain(
         try
         {
             if (S.Plan is { } plan)
-                foreach (var member in plan.Members)
-                    await Replica(member).Stop(plan.Generation, checkpoint: false);
+                await Task.WhenAll(plan.Members.Select(member => Replica(member).Stop(plan.Generation, checkpoint: false)));
         }
         catch (Exception stopFailure)
         {

@@ -7,6 +7,9 @@ public static class SiloMetadataKeys
     public const string Silo = "moe.silo";
 
     public const string Node = "moe.node";
+
+    /// <summary>Host and process id: silos of one process exchange tensors through shared memory.</summary>
+    public const string Process = "moe.process";
     public const string Device = "moe.device";
     public const string MemoryBytes = "moe.memory_bytes";
 }

@@ -1,12 +1,13 @@
 using Orleans.MoE.Grains.Contracts;
+using Orleans.MoE.Kernels.Comm;
 using Orleans.MoE.Kernels.Config;
 
 namespace Orleans.MoE.Grains.Planning;
 
 /// <summary>
-/// Builds a job's execution plan from its members and config. Today every member is a full data-parallel replica
-/// (the expert-parallel group of each expert count is the largest set of ranks that divides it evenly), which is
-/// the layout a single-replica job degenerates to: one rank owning every expert.
+/// Builds a job's execution plan from its members and config with the same arithmetic the data plane uses
+/// (<see cref="ParallelLayout"/>): every member is a data-parallel replica of the dense weights; each expert count
+/// gets expert-parallel groups of consecutive ranks; the node size is how many members share a node.
 /// </summary>
 public static class ExecutionPlanBuilder
 {
@@ -14,33 +15,52 @@ public static class ExecutionPlanBuilder
     {
         if (members.Count == 0) throw new ArgumentException("a plan needs at least one member", nameof(members));
         var ranked = members.Select((m, i) => m with { Rank = i }).ToArray();
-        int[] allRanks = ranked.Select(m => m.Rank).ToArray();
+        int world = ranked.Length;
+        var layout = ParallelLayout.For(config.Parallel, world, ReportedNodeSize(ranked));
         var moeLayers = config.Moe.Layers.Resolve(config.Model.Layers);
         var counts = config.Moe.Experts.ForLayers(moeLayers.Count);
-        var groups = counts.Distinct().Order().Select(c => new ExpertParallelGroup(c, allRanks.Take(ExpertParallelSize(c, allRanks.Length)).ToArray())).ToArray();
+        var groups = counts.Distinct().Order().SelectMany(c =>
+        {
+            int size = layout.ExpertParallelSize(c);
+            return Enumerable.Range(0, world / size).Select(g => new ExpertParallelGroup(c, Enumerable.Range(g * size, size).ToArray()));
+        }).ToArray();
         var layers = moeLayers.Select((layer, i) =>
         {
-            int experts = counts[i];
-            int ep = ExpertParallelSize(experts, allRanks.Length);
-            // Contiguous blocks: expert e lives on rank e / (E / ep), so each rank's experts are one shard.
-            int perRank = experts / ep;
+            int experts = counts[i], perRank = layout.ShardOf(0, experts).Count;
             return new LayerExperts(layer, experts, Enumerable.Range(0, experts).Select(e => e / perRank).ToArray());
         }).ToArray();
         return new ExecutionPlan
         {
             Generation = generation,
             Members = ranked,
-            DataParallelGroups = [allRanks],
+            DataParallelGroups = [Enumerable.Range(0, world).ToArray()],
             ExpertParallelGroups = groups,
             Layers = layers,
+            DataPlane = DataPlaneFor(ranked),
+            MaxExpertParallel = layout.MaxExpertParallel,
+            NodeSize = layout.NodeSize,
+            HierarchicalAllToAll = layout.Hierarchical,
         };
     }
 
-    /// <summary>The largest rank count not above <paramref name="ranks"/> that divides <paramref name="experts"/>.</summary>
-    static int ExpertParallelSize(int experts, int ranks)
+    /// <summary>Members per node when every node has the same number, else 0 (the config must say).</summary>
+    static int ReportedNodeSize(PlanMember[] members)
     {
-        for (int size = Math.Min(experts, ranks); size > 1; size--)
-            if (experts % size == 0) return size;
-        return 1;
+        var perNode = members.GroupBy(m => m.Node).Select(g => g.Count()).Distinct().ToArray();
+        return perNode.Length == 1 ? perNode[0] : 0;
+    }
+
+    /// <summary>
+    /// Silos of one process share memory; silos in different processes need a network data plane, which for
+    /// silo-driven jobs is NCCL between GPU silos (CPU clusters launch with mpiexec instead, outside the plan).
+    /// </summary>
+    static string DataPlaneFor(PlanMember[] members)
+    {
+        if (members.Length == 1) return "none";
+        if (members.All(m => m.Process == members[0].Process)) return "shared-memory";
+        if (members.All(m => m.Device.StartsWith("cuda", StringComparison.Ordinal))) return "nccl";
+        throw new NotSupportedException(
+            $"the job's {members.Length} silos run in {members.Select(m => m.Process).Distinct().Count()} processes on CPU devices; " +
+            "silo-driven jobs across processes need GPU silos (NCCL). Run CPU jobs across processes with mpiexec (docs/data-plane.md), or use silos of one process");
     }
 }

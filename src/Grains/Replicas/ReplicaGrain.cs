@@ -62,13 +62,13 @@ public sealed partial class ReplicaGrain(ITrainingDevice device, SiloIdentity si
         {
             var run = await device.RunStepsAsync(a.SessionKey, count, stopping.Token);
             if (run.Steps.Count > 0) step = run.Steps[^1].Step;
-            result = new ChunkResult { Generation = a.Generation, FromStep = fromStep, Steps = run.Steps, DeviceSeconds = run.DeviceSeconds };
+            result = new ChunkResult { Generation = a.Generation, FromStep = fromStep, Steps = run.Steps, DeviceSeconds = run.DeviceSeconds, Rank = a.Rank };
             RecordExpertLoads(a, run.Steps);
         }
         catch (Exception e)
         {
             LogChunkFailed(log, e, a.SessionKey, fromStep);
-            result = new ChunkResult { Generation = a.Generation, FromStep = fromStep, Steps = [], DeviceSeconds = 0, Error = e.Message };
+            result = new ChunkResult { Generation = a.Generation, FromStep = fromStep, Steps = [], DeviceSeconds = 0, Error = e.Message, Rank = a.Rank };
         }
         finally
         {
@@ -80,7 +80,7 @@ public sealed partial class ReplicaGrain(ITrainingDevice device, SiloIdentity si
 
     /// <summary>
     /// Sends each expert shard of the plan the loads of its experts summed over the chunk (one-way calls). Rank 0
-    /// reports: with one replica it routes every token; data-parallel replicas will sum their loads first.
+    /// reports: its step reports already hold the loads summed over every rank's tokens.
     /// </summary>
     void RecordExpertLoads(ReplicaAssignment a, IReadOnlyList<StepReport> steps)
     {
@@ -126,6 +126,8 @@ public sealed partial class ReplicaGrain(ITrainingDevice device, SiloIdentity si
             LogChunkFailed(log, e, a.SessionKey, step);
             error = e.Message;
         }
+        // Every rank evaluates together; rank 0 reports the result, the others only a failure.
+        if (a.Rank != 0 && error is null) return;
         var coordinator = GrainFactory.GetGrain<IJobCoordinatorGrain>(a.JobId);
         await resilience.GrainCalls.ExecuteAsync(async _ => await coordinator.EvaluationCompleted(a.Generation, summary, checkpoint, error));
     }

@@ -5,11 +5,15 @@ namespace Orleans.MoE.Kernels.Model;
 /// <summary>Total parameters and parameters active per token (each token runs k of a layer's E experts).</summary>
 public readonly record struct ParameterCount(long Total, long ActivePerToken)
 {
-    /// <summary>Counted from the model's actual tensors.</summary>
+    /// <summary>
+    /// Counted from the model's actual tensors; a rank that holds a shard of a layer's experts counts the whole
+    /// layer (every expert has the shape of the ones it holds).
+    /// </summary>
     public static ParameterCount Of(GptModel model)
     {
-        long total = model.parameters().Sum(p => p.numel());
-        long inactive = model.MoeLayers.Sum(m => (long)(m.Experts.Count - m.Router.Settings.TopK) * m.Experts.ParametersPerExpert);
+        long absent = model.MoeLayers.Sum(m => (long)(m.Router.Settings.Experts - m.Experts.Count) * m.Experts.ParametersPerExpert);
+        long total = model.parameters().Sum(p => p.numel()) + absent;
+        long inactive = model.MoeLayers.Sum(m => (long)(m.Router.Settings.Experts - m.Router.Settings.TopK) * m.Experts.ParametersPerExpert);
         return new ParameterCount(total, total - inactive);
     }
 

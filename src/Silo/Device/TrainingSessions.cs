@@ -3,6 +3,7 @@ using System.Diagnostics;
 using System.Text.Json;
 using Orleans.MoE.Grains.Contracts;
 using Orleans.MoE.Grains.Device;
+using Orleans.MoE.Kernels.Comm;
 using Orleans.MoE.Kernels.Config;
 using Orleans.MoE.Kernels.Data;
 using Orleans.MoE.Kernels.Training;
@@ -11,7 +12,8 @@ namespace Orleans.MoE.Silo.Device;
 
 /// <summary>
 /// The training sessions on this silo's device: one <see cref="TrainingRun"/> per (job, generation, rank), created,
-/// stepped, checkpointed and disposed only on the <see cref="DeviceExecutor"/>'s thread.
+/// stepped, checkpointed and disposed only on the <see cref="DeviceExecutor"/>'s thread. A rank of a multi-rank
+/// job also holds its data-plane groups, built when the session opens (all ranks open together).
 /// </summary>
 public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo, string cacheDirectory) : ITrainingDevice, IDisposable
 {
@@ -19,12 +21,15 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
     public static readonly JsonSerializerOptions SummaryJson = new() { PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower };
 
     readonly ConcurrentDictionary<string, TrainingRun> runs = new();
+    readonly ConcurrentDictionary<string, RankGroups> groups = new();
 
     public async Task<SessionInfo> OpenAsync(ReplicaAssignment assignment, CancellationToken cancellation)
     {
         var run = runs.TryGetValue(assignment.SessionKey, out var open) ? open : await executor.RunAsync(() =>
         {
             var config = JobConfig.Parse(assignment.ConfigJson);
+            var ranks = JoinDataPlane(assignment, config);
+            if (ranks is not null) groups[assignment.SessionKey] = ranks;
             return TrainingRun.Create(config, new TrainingRunOptions
             {
                 OutputDirectory = assignment.OutputDirectory,
@@ -32,7 +37,7 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
                 ResumeFrom = assignment.ResumeFrom,
                 StopAfter = assignment.StopAfter,
                 Device = assignment.Device ?? (silo.Device == "auto" ? null : silo.Device),
-            });
+            }, ranks);
         }, cancellation);
         if (!runs.TryAdd(assignment.SessionKey, run) && !ReferenceEquals(runs[assignment.SessionKey], run))
             await executor.RunAsync(run.Dispose, CancellationToken.None);
@@ -46,7 +51,8 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
         return executor.RunAsync(() =>
         {
             long start = Stopwatch.GetTimestamp();
-            var steps = run.RunSteps(count, cancellation).Select(p => StepReports.From(p, silo.Name)).ToArray();
+            // Ranks of one job must run the same steps, so they stop at chunk boundaries, never inside a chunk.
+            var steps = run.RunSteps(count, run.Ranks is null ? cancellation : CancellationToken.None).Select(p => StepReports.From(p, silo.Name)).ToArray();
             return new ChunkRun(steps, Stopwatch.GetElapsedTime(start).TotalSeconds);
         });
     }
@@ -68,7 +74,27 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
     }
 
     public Task CloseAsync(string sessionKey) =>
-        runs.TryRemove(sessionKey, out var run) ? executor.RunAsync(run.Dispose) : Task.CompletedTask;
+        runs.TryRemove(sessionKey, out var run)
+            ? executor.RunAsync(() =>
+            {
+                run.Dispose();
+                if (groups.TryRemove(sessionKey, out var ranks)) ranks.Dispose();
+            })
+            : Task.CompletedTask;
+
+    /// <summary>This rank's groups for a multi-rank plan (collective with the other ranks), or null for one rank.</summary>
+    static RankGroups? JoinDataPlane(ReplicaAssignment assignment, JobConfig config)
+    {
+        var plan = assignment.Plan;
+        if (plan.Members.Count == 1) return null;
+        var world = plan.DataPlane switch
+        {
+            "shared-memory" => SharedMemoryRendezvous.Join($"{assignment.JobId}/g{assignment.Generation}", plan.Members.Count, assignment.Rank),
+            _ => throw new NotSupportedException($"the {plan.DataPlane} data plane is not available to silo-driven jobs on this build; run the ranks in one process (shared memory)"),
+        };
+        var layout = new ParallelLayout(plan.Members.Count, plan.MaxExpertParallel, plan.NodeSize, plan.HierarchicalAllToAll);
+        return RankGroups.Create(world, layout, config.Moe.Experts.ForLayers(config.Moe.Layers.Resolve(config.Model.Layers).Count));
+    }
 
     /// <summary>Sessions open on this device.</summary>
     public int Count => runs.Count;

@@ -28,6 +28,7 @@ public static class MoeSiloBuilderExtensions
             [SiloMetadataKeys.Silo] = identity.Name,
             [SiloMetadataKeys.Node] = identity.Node,
             [SiloMetadataKeys.Device] = identity.Device,
+            [SiloMetadataKeys.Process] = $"{Environment.MachineName}:{Environment.ProcessId}",
             [SiloMetadataKeys.MemoryBytes] = memory.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
         silo.AddPlacementDirector<PlanPlacementStrategy, PlanPlacementDirector>();
