@@ -15,11 +15,11 @@ sealed class SharedMemoryCommunicator(SharedMemoryGroup group, int rank) : IComm
     public int Size => group.Size;
     public string Backend => "shared-memory";
 
-    public void AllToAll(Tensor send, Tensor receive, long[]? sendRows = null, long[]? receiveRows = null)
+    public void AllToAll(Tensor send, Tensor receive, long[]? sendRows = null, long[]? receiveRows = null) => Guarded(() =>
     {
         var sent = RowSplits.Resolve(send, sendRows, Size, "all-to-all send");
         var expected = RowSplits.Resolve(receive, receiveRows, Size, "all-to-all receive");
-        Collective(new Posted(send, sent), () =>
+        return Collective(new Posted(send, sent), () =>
         {
             long at = 0;
             for (int source = 0; source < Size; source++)
@@ -33,7 +33,7 @@ sealed class SharedMemoryCommunicator(SharedMemoryGroup group, int rank) : IComm
             }
             return null;
         });
-    }
+    });
 
     public void AllReduce(Tensor tensor, ReduceOperation operation = ReduceOperation.Sum)
     {
@@ -41,25 +41,26 @@ sealed class SharedMemoryCommunicator(SharedMemoryGroup group, int rank) : IComm
         tensor.copy_(result);
     }
 
-    public void AllGather(Tensor send, Tensor receive)
+    public void AllGather(Tensor send, Tensor receive) => Guarded(() =>
     {
         long rows = send.dim() == 0 ? 1 : send.shape[0];
         if (receive.shape[0] != rows * Size) throw new ArgumentException($"all-gather receives {receive.shape[0]} rows, expected {Size} × {rows}");
-        Collective(new Posted(send, []), () =>
+        return Collective(new Posted(send, []), () =>
         {
             for (int source = 0; source < Size; source++)
                 receive.narrow(0, source * rows, rows).copy_(group.Read<Posted>(source).Data.reshape(receive.narrow(0, 0, rows).shape));
             return null;
         });
-    }
+    });
 
-    public void ReduceScatter(Tensor send, Tensor receive, ReduceOperation operation = ReduceOperation.Sum)
+    public void ReduceScatter(Tensor send, Tensor receive, ReduceOperation operation = ReduceOperation.Sum) => Guarded(() =>
     {
         long rows = receive.shape[0];
         if (send.shape[0] != rows * Size) throw new ArgumentException($"reduce-scatter sends {send.shape[0]} rows, expected {Size} × {rows}");
         using var result = Collective(new Posted(send, []), () => Reduce(i => group.Read<Posted>(i).Data.narrow(0, rank * rows, rows), receive, operation))!;
         receive.copy_(result);
-    }
+        return null;
+    });
 
     public void Broadcast(Tensor tensor, int root)
     {
@@ -73,7 +74,7 @@ sealed class SharedMemoryCommunicator(SharedMemoryGroup group, int rank) : IComm
     public void Send(Tensor tensor, int peer)
     {
         group.ThrowIfAborted();
-        // The copy belongs to the mailbox until the receiver disposes it, not to the sender's dispose scope.
+        // The copy outlives the sender's dispose scope: the receiver disposes it once read.
         group.Mailbox(rank, peer).Add(tensor.detach().clone().DetachFromDisposeScope());
     }
 
@@ -113,16 +114,25 @@ sealed class SharedMemoryCommunicator(SharedMemoryGroup group, int rank) : IComm
     public void Barrier() => Collective(new Posted(null, []), () => null);
 
     /// <summary>Post, wait for all, do this rank's part, wait until every rank has done its part.</summary>
-    Tensor? Collective(Posted posted, Func<Tensor?> work)
+    Tensor? Collective(Posted posted, Func<Tensor?> work) => Guarded(() =>
+    {
+        group.Post(rank, posted);
+        group.Wait();
+        Tensor? result;
+        using (torch.no_grad()) result = work();
+        group.Wait();
+        return result;
+    });
+
+    /// <summary>
+    /// A failure on this rank (a bad argument included) aborts the group: the others are, or will be, waiting for
+    /// this rank's part.
+    /// </summary>
+    Tensor? Guarded(Func<Tensor?> body)
     {
         try
         {
-            group.Post(rank, posted);
-            group.Wait();
-            Tensor? result;
-            using (torch.no_grad()) result = work();
-            group.Wait();
-            return result;
+            return body();
         }
         catch (Exception e) when (e is not CommunicatorAbortedException)
         {
