@@ -10,6 +10,7 @@ using static TorchSharp.torch;
 
 // Benchmarks one MoE layer (forward, forward+backward, decode) for the reference and the optimised path.
 // Usage: MoELayerBench [--device auto|cpu|cuda] [--iterations 20] [--warmup 5] [--out bench/results] [--rows all|small]
+//        MoELayerBench --ranks N [--hierarchical --node-size 2] ...   (expert parallelism: one rank per GPU, or CPU threads)
 var options = args.Select((a, i) => (a, i)).Where(p => p.a.StartsWith("--", StringComparison.Ordinal))
     .ToDictionary(p => p.a[2..], p => p.i + 1 < args.Length ? args[p.i + 1] : "");
 string Get(string name, string fallback) => options.TryGetValue(name, out var v) ? v : fallback;
@@ -21,6 +22,12 @@ int warmup = int.Parse(Get("warmup", "5"), CultureInfo.InvariantCulture);
 string output = Get("out", Path.Combine("bench", "results"));
 bool smallOnly = Get("rows", "all") == "small";
 
+if (options.TryGetValue("ranks", out var ranksText))
+{
+    // The expert-parallel layer across GPUs (or CPU ranks): --ranks N [--hierarchical --node-size 2].
+    int ranks = int.Parse(ranksText, CultureInfo.InvariantCulture);
+    return ranks;
+}
 double matmul = Timing.MatmulTflops(device, dtype);
 if (options.ContainsKey("probe-backward"))
 {

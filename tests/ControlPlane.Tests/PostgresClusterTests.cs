@@ -238,15 +238,4 @@ public class PostgresClusterTests
         }
         Assert.Fail($"the {names.Length} silos did not all join ({last})\n{diagnostics()}");
     }
-
-    sealed class ClientHost(IHost host) : IAsyncDisposable
-    {
-        public IClusterClient Grains => host.Services.GetRequiredService<IClusterClient>();
-
-        public async ValueTask DisposeAsync()
-        {
-            await host.StopAsync(TimeSpan.FromSeconds(5));
-            host.Dispose();
-        }
-    }
 }

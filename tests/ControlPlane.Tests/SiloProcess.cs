@@ -32,20 +32,37 @@ internal sealed class SiloProcess : IDisposable
         return File.Exists(path) ? path : throw new FileNotFoundException("the silo host is not built", path);
     }
 
-    public static SiloProcess Start(string name, IReadOnlyDictionary<string, string> settings)
+    public static SiloProcess Start(string name, IReadOnlyDictionary<string, string> settings) => Launch(name, settings, launcher: []);
+
+    /// <summary>
+    /// <paramref name="ranks"/> silos as one <c>mpiexec.mpich</c> launch (Moe:Mpi=true: each rank takes its ports from
+    /// the given bases); null when MPICH is not installed.
+    /// </summary>
+    public static SiloProcess? StartUnderMpiexec(string name, int ranks, IReadOnlyDictionary<string, string> settings)
+    {
+        string? mpiexec = FindOnPath("mpiexec.mpich");
+        if (mpiexec is null) return null;
+        // One libtorch thread per rank: the ranks already keep the cores busy.
+        return Launch(name, new Dictionary<string, string>(settings) { ["Mpi"] = "true", ["Name"] = name },
+            [mpiexec, "-n", ranks.ToString(System.Globalization.CultureInfo.InvariantCulture), "-env", "OMP_NUM_THREADS", "1"]);
+    }
+
+    static SiloProcess Launch(string name, IReadOnlyDictionary<string, string> settings, string[] launcher)
     {
         string dotnet = Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") is { Length: > 0 } host && File.Exists(host) ? host : "dotnet";
-        var start = new ProcessStartInfo(dotnet)
+        var start = new ProcessStartInfo(launcher.Length > 0 ? launcher[0] : dotnet)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
             WorkingDirectory = Path.GetDirectoryName(SiloAssembly())!,
         };
+        foreach (var argument in launcher.Skip(1)) start.ArgumentList.Add(argument);
+        if (launcher.Length > 0) start.ArgumentList.Add(dotnet);
         start.ArgumentList.Add(SiloAssembly());
-        start.ArgumentList.Add($"--Moe:Name={name}");
+        if (!settings.ContainsKey("Name")) start.ArgumentList.Add($"--Moe:Name={name}");
         foreach (var (key, value) in settings) start.ArgumentList.Add($"--Moe:{key}={value}");
-        // Three silos and a test share two cores: workstation GC, no tiered-compilation surprises in logs.
+        // Several silos and a test share two cores: workstation GC, no tiered-compilation surprises in logs.
         start.Environment["DOTNET_gcServer"] = "0";
         var process = new Process { StartInfo = start, EnableRaisingEvents = true };
         var silo = new SiloProcess(process, name);
@@ -56,6 +73,9 @@ internal sealed class SiloProcess : IDisposable
         process.BeginErrorReadLine();
         return silo;
     }
+
+    static string? FindOnPath(string program) =>
+        (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator).Select(d => Path.Combine(d, program)).FirstOrDefault(File.Exists);
 
     void Keep(string? line)
     {

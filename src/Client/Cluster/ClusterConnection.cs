@@ -74,12 +74,12 @@ public sealed class ClusterConnection : IAsyncDisposable
 
     /// <summary>
     /// Connects to the cluster at the default gateway when one runs, else starts <paramref name="silos"/> silos in this
-    /// process (their ranks exchange tensors through shared memory).
+    /// process on <paramref name="device"/> (CPU silos exchange tensors through shared memory, GPU silos through NCCL).
     /// </summary>
-    public static async Task<ClusterConnection> ConnectOrEmbedAsync(ClusterAddress address, int silos, CancellationToken cancellation = default)
+    public static async Task<ClusterConnection> ConnectOrEmbedAsync(ClusterAddress address, int silos, CancellationToken cancellation = default, string? device = null)
     {
         if (address.Postgres is not null || await GatewayAnswers(address.GatewayPort)) return await ConnectAsync(address, cancellation);
-        var cluster = await EmbeddedCluster.StartAsync(silos: Math.Max(1, silos), web: false, postgres: null, cancellation);
+        var cluster = await EmbeddedCluster.StartAsync(silos: Math.Max(1, silos), web: false, postgres: null, cancellation, device: device ?? "cpu");
         return new ClusterConnection(cluster.Grains, null, cluster);
     }
 

@@ -23,10 +23,11 @@ public sealed class EmbeddedCluster : IAsyncDisposable
     public IGrainFactory Grains => hosts[0].Services.GetRequiredService<IGrainFactory>();
 
     /// <summary>
-    /// Starts <paramref name="silos"/> CPU silos. With <paramref name="web"/> they take the standard ports (silo 11111+i,
-    /// gateway 30000+i, HTTP 8080+i) so other consoles find them; without, free ports and no web server (fast start).
+    /// Starts <paramref name="silos"/> silos on <paramref name="device"/> ("cuda" with several silos: cuda:0, cuda:1, …,
+    /// one GPU each). With <paramref name="web"/> they take the standard ports (silo 11111+i, gateway 30000+i, HTTP
+    /// 8080+i) so other consoles find them; without, free ports and no web server (fast start).
     /// </summary>
-    public static async Task<EmbeddedCluster> StartAsync(int silos, bool web, string? postgres, CancellationToken cancellation, int httpPort = 8080, string? authToken = null)
+    public static async Task<EmbeddedCluster> StartAsync(int silos, bool web, string? postgres, CancellationToken cancellation, int httpPort = 8080, string? authToken = null, string device = "cpu")
     {
         var options = new List<MoeSiloOptions>();
         int primary = web ? 11111 : FreePort();
@@ -35,7 +36,7 @@ public sealed class EmbeddedCluster : IAsyncDisposable
             options.Add(new MoeSiloOptions
             {
                 Name = $"silo-{i}",
-                Device = "cpu",
+                Device = device == "cuda" && silos > 1 ? $"cuda:{i}" : device,
                 Clustering = postgres is null ? "localhost" : "postgres",
                 Postgres = postgres,
                 SiloPort = i == 0 ? primary : web ? 11111 + i : FreePort(),
@@ -65,6 +66,30 @@ public sealed class EmbeddedCluster : IAsyncDisposable
             throw;
         }
         return new EmbeddedCluster(hosts, options);
+    }
+
+    /// <summary>
+    /// This process's silo of an <c>mpiexec</c> launch: rank r takes silo port 11111+r, gateway 30000+r and HTTP
+    /// port <paramref name="httpPort"/>+r; rank 0's silo leads membership; jobs on these silos exchange over MPI.
+    /// </summary>
+    public static async Task<EmbeddedCluster> StartMpiRankAsync(CancellationToken cancellation, int httpPort = 8080, string? authToken = null)
+    {
+        var options = new MoeSiloOptions
+        {
+            Name = "mpi",
+            Device = "cpu",
+            Clustering = "localhost",
+            SiloPort = 11111,
+            GatewayPort = ClusterAddress.DefaultGatewayPort,
+            HttpPort = httpPort,
+            AuthToken = authToken,
+            ClusterId = ClusterAddress.ClusterId,
+            ServiceId = ClusterAddress.ServiceId,
+            Mpi = true,
+        }.ForMpiRank(MpiRanks.Initialise());
+        var host = MoeSiloHost.Build(options);
+        await host.StartAsync(cancellation);
+        return new EmbeddedCluster([host], [options]);
     }
 
     static int FreePort()

@@ -17,6 +17,7 @@ public static class JobProgress
             GradNorm = s.GradNorm,
             Tokens = s.Tokens,
             Seconds = s.Seconds,
+            CommunicationSeconds = s.CommunicationSeconds,
             ExpertLoads = s.Layers.Select(l => new ExpertLoad(l.Layer, l.Load, l.Kept, l.Capacity)).ToArray(),
         },
         s.TotalSteps,

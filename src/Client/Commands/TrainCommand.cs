@@ -40,10 +40,12 @@ internal static class TrainCommand
                 OutputDirectory = Path.GetFullPath(parse.GetValue(output) ?? Paths.RunDirectory(job.Name)),
                 ResumeFrom = parse.GetValue(resume) is { } r ? Path.GetFullPath(r) : null,
                 StopAfter = parse.GetValue(stopAfter),
-                Device = parse.GetValue(device),
+                // Several ranks use each silo's own device (embedded ones get cuda:0, cuda:1, … for --device cuda).
+                Device = parse.GetValue(ranks) > 1 ? null : parse.GetValue(device),
                 Replicas = parse.GetValue(ranks),
             };
-            await using var connection = await ClusterConnection.ConnectOrEmbedAsync(cluster.Read(parse), submission.Replicas, cancellation);
+            string? siloDevice = parse.GetValue(ranks) > 1 ? parse.GetValue(device) : null;
+            await using var connection = await ClusterConnection.ConnectOrEmbedAsync(cluster.Read(parse), submission.Replicas, cancellation, siloDevice);
             return await Train(connection, job, submission, parse.GetValue(json));
         }));
         return command;

@@ -15,7 +15,7 @@ internal sealed class TrainingDisplay(bool json) : IProgress<TrainingProgress>
     long lastPrinted = -1;
 
     public static string Describe(StepMetrics m, long total, TimeSpan eta) => string.Create(CultureInfo.InvariantCulture,
-        $"step {m.Step}/{total}  loss {m.Loss:F4}  aux {m.AuxLoss:F3}  {m.TokensPerSecond:N0} tok/s  balance {m.Balance:F2}  dropped {m.DroppedFraction:P1}  ETA {Eta(eta)}");
+        $"step {m.Step}/{total}  loss {m.Loss:F4}  aux {m.AuxLoss:F3}  {m.TokensPerSecond:N0} tok/s  balance {m.Balance:F2}  dropped {m.DroppedFraction:P1}{(m.CommunicationSeconds is { } c ? $"  comm {c / m.Seconds:P0}" : "")}  ETA {Eta(eta)}");
 
     static string Eta(TimeSpan t) => t.TotalHours >= 1 ? t.ToString(@"h\:mm\:ss", CultureInfo.InvariantCulture) : t.ToString(@"m\:ss", CultureInfo.InvariantCulture);
 
@@ -81,6 +81,7 @@ internal sealed class TrainingDisplay(bool json) : IProgress<TrainingProgress>
                     tokens_per_second = m.TokensPerSecond,
                     balance = m.Balance,
                     dropped = m.DroppedFraction,
+                    communication_share = m.CommunicationSeconds / m.Seconds,
                     eta_seconds = value.Eta.TotalSeconds,
                 }, JsonOutput.Options));
             }

@@ -130,7 +130,7 @@ public sealed class ClusterGrain(
     static PlanMember Member(IReadOnlyList<ActiveSilo> active, string silo, int rank)
     {
         var a = active.FirstOrDefault(x => x.Name == silo);
-        return new PlanMember(silo, rank, a.Node ?? "?", a.Device ?? "?", a.Process ?? "?");
+        return new PlanMember(silo, rank, a.Node ?? "?", a.Device ?? "?", a.Process ?? "?", a.MpiRank);
     }
 
     /// <summary>Active silos from membership, named by the metadata they publish.</summary>
@@ -142,11 +142,12 @@ public sealed class ClusterGrain(
                 var md = metadata.GetSiloMetadata(m.SiloAddress).Metadata;
                 return new ActiveSilo(md.GetValueOrDefault(SiloMetadataKeys.Silo) ?? m.Name, m.SiloAddress,
                     md.GetValueOrDefault(SiloMetadataKeys.Node) ?? "?", md.GetValueOrDefault(SiloMetadataKeys.Device) ?? "?",
-                    md.GetValueOrDefault(SiloMetadataKeys.Process) ?? "?");
+                    md.GetValueOrDefault(SiloMetadataKeys.Process) ?? "?",
+                    int.TryParse(md.GetValueOrDefault(SiloMetadataKeys.MpiRank), out int mpi) ? mpi : -1);
             })
             .ToArray();
 
     Task Save() => resilience.Storage.ExecuteAsync(async _ => await store.WriteStateAsync()).AsTask();
 
-    readonly record struct ActiveSilo(string Name, SiloAddress Address, string Node, string Device, string Process);
+    readonly record struct ActiveSilo(string Name, SiloAddress Address, string Node, string Device, string Process, int MpiRank);
 }

@@ -32,9 +32,11 @@ public sealed record ExecutionPlan
     public PlanMember Member(int rank) => Members.Single(m => m.Rank == rank);
 }
 
-/// <summary>A silo in a plan: its rank, the node it runs on, its device and its process (host:pid).</summary>
+/// <summary>A silo in a plan: its rank, the node it runs on, its device, its process (host:pid) and its MPI rank (−1: none).</summary>
 [GenerateSerializer, Immutable]
-public sealed record PlanMember([property: Id(0)] string Silo, [property: Id(1)] int Rank, [property: Id(2)] string Node, [property: Id(3)] string Device, [property: Id(4)] string Process);
+public sealed record PlanMember(
+    [property: Id(0)] string Silo, [property: Id(1)] int Rank, [property: Id(2)] string Node, [property: Id(3)] string Device,
+    [property: Id(4)] string Process, [property: Id(5)] int MpiRank = -1);
 
 /// <summary>One group of ranks that exchange tokens for layers with <see cref="ExpertCount"/> experts (a count has W / size of them).</summary>
 [GenerateSerializer, Immutable]

@@ -8,6 +8,12 @@ namespace Orleans.MoE.Grains.Contracts;
 /// </summary>
 public interface IReplicaGrain : IGrainWithStringKey
 {
+    /// <summary>
+    /// For an NCCL plan, asked of rank 0 before any replica prepares: a new NCCL unique id from this silo (it
+    /// listens for the other ranks' bootstrap), which the coordinator hands to every rank in its assignment.
+    /// </summary>
+    Task<byte[]> CreateDataPlaneId();
+
     /// <summary>Loads data and builds (or restores) the model on the device; idempotent for the same generation.</summary>
     Task<ReplicaState> Prepare(ReplicaAssignment assignment);
 

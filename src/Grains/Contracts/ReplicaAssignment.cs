@@ -16,6 +16,9 @@ public sealed record ReplicaAssignment
     /// <summary>The plan this replica belongs to (expert shards to report loads to, later the data-plane groups).</summary>
     [Id(8)] public required ExecutionPlan Plan { get; init; }
 
+    /// <summary>The data plane's rendezvous for this generation (NCCL: rank 0's unique id); null when none is needed.</summary>
+    [Id(9)] public byte[]? DataPlaneId { get; init; }
+
     /// <summary>The session key on the silo's device: one training session per (job, generation, rank).</summary>
     public string SessionKey => $"{JobId}/g{Generation}/r{Rank}";
 }

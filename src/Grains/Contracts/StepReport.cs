@@ -28,6 +28,9 @@ public sealed record StepReport
     /// <summary>Set when a periodic checkpoint was written after this step.</summary>
     [Id(13)] public string? Checkpoint { get; init; }
 
+    /// <summary>Seconds the reporting rank spent in collectives during the step (when the job measures it).</summary>
+    [Id(14)] public double? CommunicationSeconds { get; init; }
+
     public double TokensPerSecond => Seconds > 0 ? Tokens / Seconds : 0;
 
     /// <summary>Fraction of (token, choice) assignments dropped for capacity over all MoE layers.</summary>

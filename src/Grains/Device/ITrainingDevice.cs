@@ -8,6 +8,9 @@ namespace Orleans.MoE.Grains.Device;
 /// </summary>
 public interface ITrainingDevice
 {
+    /// <summary>A new NCCL unique id created on this silo (the rendezvous of an NCCL plan's ranks).</summary>
+    Task<byte[]> CreateNcclIdAsync();
+
     /// <summary>Opens (or finds) the session for an assignment: loads data, builds or restores the model.</summary>
     Task<SessionInfo> OpenAsync(ReplicaAssignment assignment, CancellationToken cancellation);
 

@@ -80,6 +80,11 @@ public sealed partial class JobCoordinatorGrain(
             var config = JobConfig.Parse(S.Submission!.ConfigJson);
             S.Plan = ExecutionPlanBuilder.Build((S.Plan?.Generation ?? 0) + 1, members, config);
             await SetStatus(JobStatus.Planning, $"plan generation {S.Plan.Generation}: {string.Join(", ", S.Plan.Members.Select(m => $"rank {m.Rank} on {m.Silo}"))}");
+            // NCCL ranks meet through a unique id that rank 0's silo creates; the others get it in their assignment.
+            var plan = S.Plan;
+            byte[]? rendezvous = plan.DataPlane == "nccl"
+                ? await resilience.GrainCalls.ExecuteAsync(async _ => await Replica(plan.Member(0)).CreateDataPlaneId())
+                : null;
             // All at once: the ranks of a multi-rank job build their data-plane groups together while preparing.
             var ready = await Task.WhenAll(S.Plan.Members.Select(member =>
             {
@@ -94,6 +99,7 @@ public sealed partial class JobCoordinatorGrain(
                     StopAfter = S.Submission.StopAfter,
                     Device = S.Submission.Device,
                     Plan = S.Plan,
+                    DataPlaneId = rendezvous,
                 };
                 return resilience.DataPlaneStart.ExecuteAsync(async _ => await Replica(member).Prepare(assignment)).AsTask();
             }));

@@ -10,6 +10,9 @@ public static class SiloMetadataKeys
 
     /// <summary>Host and process id: silos of one process exchange tensors through shared memory.</summary>
     public const string Process = "moe.process";
+
+    /// <summary>The silo's MPI rank when it was started by mpiexec (its jobs exchange tensors over MPI).</summary>
+    public const string MpiRank = "moe.mpi_rank";
     public const string Device = "moe.device";
     public const string MemoryBytes = "moe.memory_bytes";
 }

@@ -51,14 +51,22 @@ public static class ExecutionPlanBuilder
     }
 
     /// <summary>
-    /// Silos of one process share memory; silos in different processes need a network data plane, which for
-    /// silo-driven jobs is NCCL between GPU silos (CPU clusters launch with mpiexec instead, outside the plan).
+    /// GPU silos exchange through NCCL; CPU silos of one process share memory; CPU silos started by one mpiexec
+    /// use MPI. CPU silos in separate processes without MPI have no data plane.
     /// </summary>
     static string DataPlaneFor(PlanMember[] members)
     {
         if (members.Length == 1) return "none";
-        if (members.All(m => m.Process == members[0].Process)) return "shared-memory";
+        if (members.All(m => m.MpiRank >= 0))
+        {
+            // An MPI world's ranks are fixed at launch: the plan must number the silos as mpiexec did.
+            if (members.Any(m => m.MpiRank != m.Rank))
+                throw new NotSupportedException($"the job's silos have MPI ranks {string.Join(", ", members.Select(m => m.MpiRank))} in plan order; an MPI job needs all ranks of the launch, in order");
+            return "mpi";
+        }
+        // GPU silos talk NCCL even inside one process (tensors stay on the GPUs, over NVLink).
         if (members.All(m => m.Device.StartsWith("cuda", StringComparison.Ordinal))) return "nccl";
+        if (members.All(m => m.Process == members[0].Process)) return "shared-memory";
         throw new NotSupportedException(
             $"the job's {members.Length} silos run in {members.Select(m => m.Process).Distinct().Count()} processes on CPU devices; " +
             "silo-driven jobs across processes need GPU silos (NCCL). Run CPU jobs across processes with mpiexec (docs/data-plane.md), or use silos of one process");

@@ -24,6 +24,8 @@ public sealed partial class ReplicaGrain(ITrainingDevice device, SiloIdentity si
     bool running;
     CancellationTokenSource stopping = new();
 
+    public Task<byte[]> CreateDataPlaneId() => device.CreateNcclIdAsync();
+
     public async Task<ReplicaState> Prepare(ReplicaAssignment request)
     {
         if (assignment is { } current)

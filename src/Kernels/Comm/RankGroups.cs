@@ -11,10 +11,11 @@ public sealed class RankGroups : IDisposable
     readonly Dictionary<int, ICommunicator?> expertData = [];
     readonly List<ICommunicator> owned = [];
 
-    RankGroups(ICommunicator world, ParallelLayout layout)
+    RankGroups(ICommunicator world, ParallelLayout layout, CommunicationClock? clock)
     {
         World = world;
         Layout = layout;
+        Clock = clock;
     }
 
     public ICommunicator World { get; }
@@ -22,11 +23,16 @@ public sealed class RankGroups : IDisposable
     public int Rank => World.Rank;
     public int Size => World.Size;
 
-    public static RankGroups Create(ICommunicator world, ParallelLayout layout, IEnumerable<int> expertCounts)
+    /// <summary>Time in collectives when they are being measured (parallel.profile_communication), else null.</summary>
+    public CommunicationClock? Clock { get; }
+
+    /// <param name="clock">When given, every collective is timed into it (see <see cref="TimedCommunicator"/>).</param>
+    public static RankGroups Create(ICommunicator world, ParallelLayout layout, IEnumerable<int> expertCounts, CommunicationClock? clock = null)
     {
         if (layout.WorldSize != world.Size)
             throw new ArgumentException($"the layout is for {layout.WorldSize} ranks, the communicator has {world.Size}");
-        var groups = new RankGroups(world, layout);
+        if (clock is not null) world = new TimedCommunicator(world, clock);
+        var groups = new RankGroups(world, layout, clock);
         int rank = world.Rank;
         // Splits are collective, so every rank walks the same sizes in the same order.
         foreach (int size in expertCounts.Select(layout.ExpertParallelSize).Distinct().Order())
@@ -53,7 +59,8 @@ public sealed class RankGroups : IDisposable
     /// <summary>The groups of a job's model: the layout from its parallel section, the expert counts from its MoE layers.</summary>
     public static RankGroups ForJob(ICommunicator world, Config.JobConfig config, int reportedNodeSize = 0) =>
         Create(world, ParallelLayout.For(config.Parallel, world.Size, reportedNodeSize),
-            config.Moe.Experts.ForLayers(config.Moe.Layers.Resolve(config.Model.Layers).Count));
+            config.Moe.Experts.ForLayers(config.Moe.Layers.Resolve(config.Model.Layers).Count),
+            config.Parallel.ProfileCommunication ? new CommunicationClock() : null);
 
     public ExpertShard ShardOf(int experts) => Layout.ShardOf(Rank, experts);
 

@@ -15,4 +15,7 @@ public sealed record ParallelConfig
 
     /// <summary>Ranks per node for the hierarchical all-to-all (0 = what the ranks report; one node when nobody says).</summary>
     public int NodeSize { get; init; }
+
+    /// <summary>Measure the time in communication (synchronises around every collective: slower, for measuring only).</summary>
+    public bool ProfileCommunication { get; init; }
 }

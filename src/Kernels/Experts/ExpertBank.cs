@@ -29,6 +29,14 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
 
     static Tensor Draw(ExpertShard shard, long rows, long columns, double std, Generator? init)
     {
+        // Without a generator nothing is reproduced, so only the shard is drawn (a 64-expert layer of a large
+        // model would otherwise be drawn whole on every rank).
+        if (init is null)
+        {
+            var own = torch.empty(shard.Count, rows, columns);
+            ParameterInit.Normal(own, std, null);
+            return own;
+        }
         using var all = torch.empty(shard.Total, rows, columns);
         ParameterInit.Normal(all, std, init);
         return all.narrow(0, shard.First, shard.Count).clone();

@@ -16,6 +16,9 @@ public sealed record StepMetrics
     public required double Seconds { get; init; }
     public double TokensPerSecond => Seconds > 0 ? Tokens / Seconds : 0;
 
+    /// <summary>Seconds this rank spent in collectives during the step, when measured (parallel.profile_communication).</summary>
+    public double? CommunicationSeconds { get; init; }
+
     /// <summary>Per MoE layer: tokens routed to each expert this step (before drops).</summary>
     public required IReadOnlyList<ExpertLoad> ExpertLoads { get; init; }
 

@@ -169,6 +169,7 @@ public sealed class Trainer : IDisposable
             GradNorm = norm.item<float>(),
             Tokens = batch.TargetCount,
             Seconds = clock.Elapsed.TotalSeconds,
+            CommunicationSeconds = ranks?.Clock?.Take().TotalSeconds,
             ExpertLoads = loads,
         };
     }

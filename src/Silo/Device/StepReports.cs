@@ -20,6 +20,7 @@ public static class StepReports
             GradNorm = m.GradNorm,
             Tokens = m.Tokens,
             Seconds = m.Seconds,
+            CommunicationSeconds = m.CommunicationSeconds,
             EtaSeconds = progress.Eta.TotalSeconds,
             Layers = m.ExpertLoads.Select(l => new LayerLoad(l.Layer, l.Load, l.Kept, l.Capacity)).ToArray(),
             Silo = silo,

@@ -6,7 +6,9 @@ using Orleans.MoE.Grains.Device;
 using Orleans.MoE.Kernels.Comm;
 using Orleans.MoE.Kernels.Config;
 using Orleans.MoE.Kernels.Data;
+using Orleans.MoE.Kernels.Native;
 using Orleans.MoE.Kernels.Training;
+using Orleans.MoE.Silo.Hosting;
 
 namespace Orleans.MoE.Silo.Device;
 
@@ -23,12 +25,15 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
     readonly ConcurrentDictionary<string, TrainingRun> runs = new();
     readonly ConcurrentDictionary<string, RankGroups> groups = new();
 
+    public Task<byte[]> CreateNcclIdAsync() => throw new NotSupportedException("pending");
+
     public async Task<SessionInfo> OpenAsync(ReplicaAssignment assignment, CancellationToken cancellation)
     {
         var run = runs.TryGetValue(assignment.SessionKey, out var open) ? open : await executor.RunAsync(() =>
         {
             var config = JobConfig.Parse(assignment.ConfigJson);
-            var ranks = JoinDataPlane(assignment, config);
+            string device = assignment.Device ?? (silo.Device == "auto" ? config.Device : silo.Device);
+            var ranks = JoinDataPlane(assignment, config, device);
             if (ranks is not null) groups[assignment.SessionKey] = ranks;
             return TrainingRun.Create(config, new TrainingRunOptions
             {
@@ -36,7 +41,7 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
                 CacheDirectory = cacheDirectory,
                 ResumeFrom = assignment.ResumeFrom,
                 StopAfter = assignment.StopAfter,
-                Device = assignment.Device ?? (silo.Device == "auto" ? null : silo.Device),
+                Device = device,
             }, ranks);
         }, cancellation);
         if (!runs.TryAdd(assignment.SessionKey, run) && !ReferenceEquals(runs[assignment.SessionKey], run))
@@ -83,17 +88,19 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
             : Task.CompletedTask;
 
     /// <summary>This rank's groups for a multi-rank plan (collective with the other ranks), or null for one rank.</summary>
-    static RankGroups? JoinDataPlane(ReplicaAssignment assignment, JobConfig config)
+    static RankGroups? JoinDataPlane(ReplicaAssignment assignment, JobConfig config, string device)
     {
         var plan = assignment.Plan;
         if (plan.Members.Count == 1) return null;
         var world = plan.DataPlane switch
         {
             "shared-memory" => SharedMemoryRendezvous.Join($"{assignment.JobId}/g{assignment.Generation}", plan.Members.Count, assignment.Rank),
-            _ => throw new NotSupportedException($"the {plan.DataPlane} data plane is not available to silo-driven jobs on this build; run the ranks in one process (shared memory)"),
+            "mpi" => MpiRanks.World(plan.Members.Count),
+            _ => throw new NotSupportedException($"plan generation {plan.Generation} names an unknown data plane '{plan.DataPlane}'"),
         };
         var layout = new ParallelLayout(plan.Members.Count, plan.MaxExpertParallel, plan.NodeSize, plan.HierarchicalAllToAll);
-        return RankGroups.Create(world, layout, config.Moe.Experts.ForLayers(config.Moe.Layers.Resolve(config.Model.Layers).Count));
+        return RankGroups.Create(world, layout, config.Moe.Experts.ForLayers(config.Moe.Layers.Resolve(config.Model.Layers).Count),
+            config.Parallel.ProfileCommunication ? new CommunicationClock() : null);
     }
 
     /// <summary>Sessions open on this device.</summary>

@@ -29,6 +29,7 @@ public static class MoeSiloBuilderExtensions
             [SiloMetadataKeys.Node] = identity.Node,
             [SiloMetadataKeys.Device] = identity.Device,
             [SiloMetadataKeys.Process] = $"{Environment.MachineName}:{Environment.ProcessId}",
+            [SiloMetadataKeys.MpiRank] = options.Mpi ? MpiRanks.Initialise().ToString(System.Globalization.CultureInfo.InvariantCulture) : "-1",
             [SiloMetadataKeys.MemoryBytes] = memory.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
         silo.AddPlacementDirector<PlanPlacementStrategy, PlanPlacementDirector>();

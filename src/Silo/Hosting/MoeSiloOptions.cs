@@ -47,6 +47,23 @@ public sealed record MoeSiloOptions
     /// <summary>Seconds between heartbeats to the cluster grain.</summary>
     public double HeartbeatSeconds { get; init; } = 2;
 
+    /// <summary>
+    /// One rank of an <c>mpiexec</c> launch: the silo takes its rank's ports (SiloPort + rank, GatewayPort + rank,
+    /// HttpPort + rank unless -1), rank 0's silo leads localhost membership, and jobs on these silos exchange
+    /// tensors over MPI, plan rank = MPI rank.
+    /// </summary>
+    public bool Mpi { get; init; }
+
+    /// <summary>These options for MPI rank <paramref name="rank"/> (see <see cref="Mpi"/>).</summary>
+    public MoeSiloOptions ForMpiRank(int rank) => this with
+    {
+        Name = $"{Name ?? "mpi"}-rank-{rank:D4}",
+        PrimarySiloPort = SiloPort,
+        SiloPort = SiloPort + rank,
+        GatewayPort = GatewayPort + rank,
+        HttpPort = HttpPort < 0 ? -1 : HttpPort + rank,
+    };
+
     public string SiloName => Name ?? $"silo-{SiloPort}";
     public string NodeName => Node ?? Environment.MachineName;
 }
