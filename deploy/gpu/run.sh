@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Runs the moe console (or the MoE benchmark) on a GPU host that has PyTorch but no .NET and no network.
 #
-#   deploy/gpu/run.sh package [moe|bench]  here: publish framework-dependent builds without the CPU libtorch, pack
-#                                      the .NET and ASP.NET Core runtimes (the console hosts silos) and the cached
-#                                      Brown corpus into .gpu/ (git-ignored); one of the two keeps the tree under
-#                                      the device tool's 64 MiB
+#   deploy/gpu/run.sh package [moe|bench|comm]  here: publish framework-dependent builds without the CPU libtorch,
+#                                      pack the .NET and ASP.NET Core runtimes (the console hosts silos) and the cached
+#                                      Brown corpus into .gpu/ (git-ignored); one of moe/bench keeps the tree under
+#                                      the device tool's 64 MiB; `all` (the default) is moe and bench, comm goes alone
 #   deploy/gpu/run.sh moe ARGS...      there: unpack the runtime, point TorchSharp at PyTorch's libtorch, run moe
 #   deploy/gpu/run.sh bench ARGS...    there: the same for bench/MoELayerBench
+#   deploy/gpu/run.sh comm ARGS...     there: the same for bench/CommBench (NCCL all-to-all; --check for correctness)
 #
 # With the device tool: run `deploy/gpu/run.sh package` here, then call the device with carry [".gpu"] and a
 # command such as `deploy/gpu/run.sh moe doctor --json`.
@@ -17,11 +18,14 @@ gpu="$root/.gpu"
 package() {
   local what="${1:-all}"
   rm -rf "$gpu" && mkdir -p "$gpu"
-  if [ "$what" != bench ]; then
+  if [ "$what" = all ] || [ "$what" = moe ]; then
     dotnet publish "$root/src/Client/Orleans.MoE.Client.csproj" -c Release -r linux-x64 --self-contained false -p:MoeGpu=true -o "$gpu/moe" --nologo -v q
   fi
-  if [ "$what" != moe ]; then
+  if [ "$what" = all ] || [ "$what" = bench ]; then
     dotnet publish "$root/bench/MoELayerBench/MoELayerBench.csproj" -c Release -r linux-x64 --self-contained false -p:MoeGpu=true -o "$gpu/bench" --nologo -v q
+  fi
+  if [ "$what" = comm ]; then
+    dotnet publish "$root/bench/CommBench/CommBench.csproj" -c Release -r linux-x64 --self-contained false -p:MoeGpu=true -o "$gpu/comm" --nologo -v q
   fi
   # Only the managed assemblies and libLibTorchSharp.so travel; the GPU host's PyTorch supplies libtorch.
   find "$gpu" -name 'libtorch*.so' ! -name 'libLibTorchSharp.so' -delete
@@ -29,11 +33,11 @@ package() {
   local dotnet_root; dotnet_root="$(dirname "$(readlink -f "$(command -v dotnet)")")"
   local runtime; runtime="$(basename "$(ls -d "$dotnet_root"/shared/Microsoft.NETCore.App/10.* | sort -V | tail -1)")"
   local parts=(dotnet host "shared/Microsoft.NETCore.App/$runtime")
-  if [ "$what" != bench ]; then parts+=("shared/Microsoft.AspNetCore.App/$runtime"); fi
+  if [ "$what" = all ] || [ "$what" = moe ]; then parts+=("shared/Microsoft.AspNetCore.App/$runtime"); fi
   tar -C "$dotnet_root" -cJf "$gpu/dotnet-runtime.tar.xz" "${parts[@]}"
-  if [ "$what" != bench ] && [ -d "$root/.cache/brown" ]; then mkdir -p "$gpu/cache" && cp -r "$root/.cache/brown" "$gpu/cache/"; fi
+  if { [ "$what" = all ] || [ "$what" = moe ]; } && [ -d "$root/.cache/brown" ]; then mkdir -p "$gpu/cache" && cp -r "$root/.cache/brown" "$gpu/cache/"; fi
   # Everything travels compressed: the device tool carries at most 64 MiB.
-  for part in moe bench cache; do
+  for part in moe bench comm cache; do
     if [ -d "$gpu/$part" ]; then tar -C "$gpu" -cJf "$gpu/$part.tar.xz" "$part" && rm -rf "${gpu:?}/$part"; fi
   done
   du -sh "$gpu"
@@ -43,12 +47,16 @@ prepare_remote() {
   export DOTNET_ROOT=/tmp/dotnet-moe
   if [ ! -x "$DOTNET_ROOT/dotnet" ]; then mkdir -p "$DOTNET_ROOT" && tar -C "$DOTNET_ROOT" -xJf "$gpu/dotnet-runtime.tar.xz"; fi
   unpacked=/tmp/moe-gpu
-  for part in moe bench cache; do
+  for part in moe bench comm cache; do
     if [ -f "$gpu/$part.tar.xz" ] && [ ! -d "$unpacked/$part" ]; then mkdir -p "$unpacked" && tar -C "$unpacked" -xJf "$gpu/$part.tar.xz"; fi
   done
   export PATH="$DOTNET_ROOT:$PATH" DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
   MOE_LIBTORCH="${MOE_LIBTORCH:-$(python3 -c 'import torch, os; print(os.path.dirname(torch.__file__) + "/lib")')}"
   export MOE_LIBTORCH LD_LIBRARY_PATH="$MOE_LIBTORCH${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  # The data plane loads libnccl.so.2 by name: where the system has none, the PyTorch wheels' copy serves.
+  for lib in "$MOE_LIBTORCH"/../../nvidia/*/lib; do
+    if [ -d "$lib" ]; then LD_LIBRARY_PATH="$LD_LIBRARY_PATH:$(cd "$lib" && pwd)"; fi
+  done
   export MOE_CACHE="${MOE_CACHE:-$unpacked/cache}"
   # NVLink multicast stays off on these shared hosts.
   export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
@@ -60,5 +68,6 @@ case "${1:-}" in
   package) shift; package "${1:-all}" ;;
   moe) shift; prepare_remote; exec dotnet "$unpacked/moe/moe.dll" "$@" ;;
   bench) shift; prepare_remote; exec dotnet "$unpacked/bench/MoELayerBench.dll" "$@" ;;
-  *) echo "usage: deploy/gpu/run.sh package [moe|bench] | moe ARGS... | bench ARGS..." >&2; exit 2 ;;
+  comm) shift; prepare_remote; exec dotnet "$unpacked/comm/CommBench.dll" "$@" ;;
+  *) echo "usage: deploy/gpu/run.sh package [moe|bench|comm] | moe ARGS... | bench ARGS... | comm ARGS..." >&2; exit 2 ;;
 esac
