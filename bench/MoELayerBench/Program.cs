@@ -26,7 +26,7 @@ if (options.TryGetValue("ranks", out var ranksText))
 {
     // The expert-parallel layer across GPUs (or CPU ranks): --ranks N [--hierarchical --node-size 2].
     int ranks = int.Parse(ranksText, CultureInfo.InvariantCulture);
-    return ranks;
+    return ExpertParallelRun.Run(ranks, gpu, options.ContainsKey("hierarchical"), int.Parse(Get("node-size", "2"), CultureInfo.InvariantCulture), warmup, iterations, output);
 }
 double matmul = Timing.MatmulTflops(device, dtype);
 if (options.ContainsKey("probe-backward"))

@@ -4,6 +4,7 @@ using System.Text.Json;
 using Orleans.MoE.Grains.Contracts;
 using Orleans.MoE.Grains.Device;
 using Orleans.MoE.Kernels.Comm;
+using Orleans.MoE.Kernels.Comm.Nccl;
 using Orleans.MoE.Kernels.Config;
 using Orleans.MoE.Kernels.Data;
 using Orleans.MoE.Kernels.Native;
@@ -25,7 +26,7 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
     readonly ConcurrentDictionary<string, TrainingRun> runs = new();
     readonly ConcurrentDictionary<string, RankGroups> groups = new();
 
-    public Task<byte[]> CreateNcclIdAsync() => throw new NotSupportedException("pending");
+    public Task<byte[]> CreateNcclIdAsync() => executor.RunAsync(() => NcclUniqueId.Create().ToBytes());
 
     public async Task<SessionInfo> OpenAsync(ReplicaAssignment assignment, CancellationToken cancellation)
     {
@@ -96,6 +97,9 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
         {
             "shared-memory" => SharedMemoryRendezvous.Join($"{assignment.JobId}/g{assignment.Generation}", plan.Members.Count, assignment.Rank),
             "mpi" => MpiRanks.World(plan.Members.Count),
+            "nccl" => NcclCommunicator.Create(
+                NcclUniqueId.FromBytes(assignment.DataPlaneId ?? throw new InvalidOperationException("an NCCL plan's assignment carries rank 0's unique id")),
+                assignment.Rank, plan.Members.Count, TorchRuntime.ResolveDevice(device).index is var i and >= 0 ? i : 0),
             _ => throw new NotSupportedException($"plan generation {plan.Generation} names an unknown data plane '{plan.DataPlane}'"),
         };
         var layout = new ParallelLayout(plan.Members.Count, plan.MaxExpertParallel, plan.NodeSize, plan.HierarchicalAllToAll);
