@@ -88,7 +88,7 @@ public static class ExpertParallelRun
         using var groups = RankGroups.Create(comm, layout, [shape.Experts]);
         double error = Check(groups, shape, device, gpu);
         using var scope = torch.NewDisposeScope();
-        var layer = Build(shape, groups.ShardOf(shape.Experts), null, device, dtype, gpu);
+        using var layer = Build(shape, groups.ShardOf(shape.Experts), null, device, dtype, gpu);
         layer.Exchange = groups.ExchangeFor(shape.Experts);
         var inputs = Enumerable.Range(0, 3).Select(_ => torch.randn(shape.Tokens, shape.DModel, device: device).to_type(dtype).requires_grad_()).ToArray();
         var gradient = torch.randn(shape.Tokens, shape.DModel, device: device).to_type(dtype);
@@ -120,9 +120,9 @@ public static class ExpertParallelRun
         using var scope = torch.NewDisposeScope();
         var small = new BenchShape("check", 64 * groups.Size, 64, 128, shape.Experts, 1);
         using var first = new Generator(7);
-        var whole = Build(small, Kernels.Comm.ExpertShard.All(small.Experts), first, device, ScalarType.Float32, gpu);
+        using var whole = Build(small, Kernels.Comm.ExpertShard.All(small.Experts), first, device, ScalarType.Float32, gpu);
         using var second = new Generator(7);
-        var parallel = Build(small, groups.ShardOf(small.Experts), second, device, ScalarType.Float32, gpu);
+        using var parallel = Build(small, groups.ShardOf(small.Experts), second, device, ScalarType.Float32, gpu);
         parallel.Exchange = groups.ExchangeFor(small.Experts);
         using var inputs = new Generator(100 + (ulong)groups.Rank);
         var x = torch.randn([small.Tokens, small.DModel], generator: inputs).to(device);

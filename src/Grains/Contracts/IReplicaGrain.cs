@@ -12,9 +12,12 @@ public interface IReplicaGrain : IGrainWithStringKey
     /// For an NCCL plan, asked of rank 0 before any replica prepares: a new NCCL unique id from this silo (it
     /// listens for the other ranks' bootstrap), which the coordinator hands to every rank in its assignment.
     /// </summary>
+    [ResponseTimeout("00:02:00")]
     Task<byte[]> CreateDataPlaneId();
 
     /// <summary>Loads data and builds (or restores) the model on the device; idempotent for the same generation.</summary>
+    /// <remarks>Building a multi-billion-parameter model takes minutes, past Orleans' default 30 s response timeout.</remarks>
+    [ResponseTimeout("00:20:00")]
     Task<ReplicaState> Prepare(ReplicaAssignment assignment);
 
     /// <summary>
@@ -28,6 +31,7 @@ public interface IReplicaGrain : IGrainWithStringKey
     Task BeginEvaluation(long generation);
 
     /// <summary>Stops after the step in progress, writes a checkpoint (when asked) and closes the session.</summary>
+    [ResponseTimeout("00:20:00")]
     Task<string?> Stop(long generation, bool checkpoint);
 
     [AlwaysInterleave]

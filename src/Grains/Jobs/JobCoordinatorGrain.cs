@@ -83,7 +83,7 @@ public sealed partial class JobCoordinatorGrain(
             // NCCL ranks meet through a unique id that rank 0's silo creates; the others get it in their assignment.
             var plan = S.Plan;
             byte[]? rendezvous = plan.DataPlane == "nccl"
-                ? await resilience.GrainCalls.ExecuteAsync(async _ => await Replica(plan.Member(0)).CreateDataPlaneId())
+                ? await Resilient(Replica(plan.Member(0)), r => r.CreateDataPlaneId())
                 : null;
             // All at once: the ranks of a multi-rank job build their data-plane groups together while preparing.
             var ready = await Task.WhenAll(S.Plan.Members.Select(member =>
@@ -101,7 +101,8 @@ public sealed partial class JobCoordinatorGrain(
                     Plan = S.Plan,
                     DataPlaneId = rendezvous,
                 };
-                return resilience.DataPlaneStart.ExecuteAsync(async _ => await Replica(member).Prepare(assignment)).AsTask();
+                var replica = Replica(member);
+                return resilience.DataPlaneStart.ExecuteAsync(async _ => await replica.Prepare(assignment)).AsTask();
             }));
             if (S.CancelRequested) return;
             S.Step = ready[0].Step;
@@ -133,7 +134,7 @@ public sealed partial class JobCoordinatorGrain(
                         chunkStartedAt = lastChunkArrivedAt ?? Stopwatch.GetTimestamp();
                         long from = S.Step, generation = S.Plan!.Generation;
                         await Task.WhenAll(S.Plan.Members.Select(m =>
-                            resilience.GrainCalls.ExecuteAsync(async _ => await Replica(m).BeginSteps(generation, from, count)).AsTask()));
+                            Resilient(Replica(m), r => r.BeginSteps(generation, from, count))));
                         return;
                     }
                 case PhaseKind.Evaluate:
@@ -142,7 +143,7 @@ public sealed partial class JobCoordinatorGrain(
                         // Every rank evaluates (the experts are spread over them); rank 0 reports the result.
                         long generation = S.Plan!.Generation;
                         await Task.WhenAll(S.Plan.Members.Select(m =>
-                            resilience.GrainCalls.ExecuteAsync(async _ => await Replica(m).BeginEvaluation(generation)).AsTask()));
+                            Resilient(Replica(m), r => r.BeginEvaluation(generation))));
                     }
                     return;
                 default:
@@ -224,7 +225,7 @@ public sealed partial class JobCoordinatorGrain(
             // Stop is idempotent: a retry after a lost reply finds the session closed and returns null. With several
             // ranks every one takes part in the checkpoint (each holds some experts), so they stop together.
             var written = await Task.WhenAll(S.Plan.Members.Select(member =>
-                resilience.GrainCalls.ExecuteAsync(async _ => await Replica(member).Stop(generation, checkpoint: true)).AsTask()));
+                Resilient(Replica(member), r => r.Stop(generation, checkpoint: true))));
             if (written[0] is { } checkpoint) S.Checkpoints.Add(checkpoint);
         }
         await Finish(JobStatus.Cancelled, "cancelled");
@@ -256,7 +257,7 @@ public sealed partial class JobCoordinatorGrain(
         events.Append(JobEventKind.Finished, status, null, S.LastStep, S.Error ?? message, S.SummaryJson);
         if (status == JobStatus.Completed && S.Plan is { } plan)
             await Task.WhenAll(plan.Members.Select(member =>
-                resilience.GrainCalls.ExecuteAsync(async _ => await Replica(member).Stop(plan.Generation, checkpoint: false)).AsTask()));
+                Resilient(Replica(member), r => r.Stop(plan.Generation, checkpoint: false))));
         var cluster = GrainFactory.GetGrain<IClusterGrain>(IClusterGrain.Key);
         await resilience.GrainCalls.ExecuteAsync(async _ => await cluster.ReleaseSilos(S.JobId));
     }
@@ -286,6 +287,14 @@ public sealed partial class JobCoordinatorGrain(
     }
 
     Task Save() => resilience.Storage.ExecuteAsync(async _ => await store.WriteStateAsync()).AsTask();
+
+    // The grain reference is made before the pipeline runs: a retry may continue off the activation's scheduler,
+    // where GrainFactory is not available.
+    Task Resilient(IReplicaGrain replica, Func<IReplicaGrain, Task> call) =>
+        resilience.GrainCalls.ExecuteAsync(async _ => await call(replica)).AsTask();
+
+    Task<T> Resilient<T>(IReplicaGrain replica, Func<IReplicaGrain, Task<T>> call) =>
+        resilience.GrainCalls.ExecuteAsync(async _ => await call(replica)).AsTask();
 
     IReplicaGrain Replica(PlanMember member) => GrainFactory.GetGrain<IReplicaGrain>(PlanKey.Replica(S.JobId, S.Plan!.Generation, member.Rank, member.Silo));
 

@@ -44,7 +44,10 @@ public sealed record ParallelLayout(int WorldSize, int MaxExpertParallel, int No
     /// <summary>Which expert-parallel group the rank is in (the colour of that group).</summary>
     public int ExpertParallelGroup(int rank, int experts) => rank / ExpertParallelSize(experts);
 
-    /// <summary>Whether tokens of an expert-parallel group of this size cross nodes in two steps.</summary>
+    /// <summary>
+    /// Whether tokens of an expert-parallel group of this size cross nodes in two steps: only when the group spans
+    /// several nodes (inside one node the flat exchange is the same traffic without the two layout transforms).
+    /// </summary>
     public bool UsesHierarchy(int expertParallelSize) =>
-        Hierarchical && NodeSize > 1 && expertParallelSize > NodeSize && expertParallelSize % NodeSize == 0;
+        Hierarchical && expertParallelSize > NodeSize && expertParallelSize % NodeSize == 0;
 }
