@@ -68,6 +68,9 @@ case "${1:-}" in
   package) shift; package "${1:-all}" ;;
   moe) shift; prepare_remote; exec dotnet "$unpacked/moe/moe.dll" "$@" ;;
   bench) shift; prepare_remote; exec dotnet "$unpacked/bench/MoELayerBench.dll" "$@" ;;
-  comm) shift; prepare_remote; exec dotnet "$unpacked/comm/CommBench.dll" "$@" ;;
+  # Expandable segments made rank 0's first allocation after NCCL's setup fail ("operation not permitted" in
+  # ExpandableSegment::map) on a 2-H200 host; the plain allocator passes every check (bench/results/comm-a2a-h200.md).
+  comm) shift; export PYTORCH_CUDA_ALLOC_CONF="${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:False}"; prepare_remote
+    exec dotnet "$unpacked/comm/CommBench.dll" "$@" ;;
   *) echo "usage: deploy/gpu/run.sh package [moe|bench|comm] | moe ARGS... | bench ARGS... | comm ARGS..." >&2; exit 2 ;;
 esac
