@@ -10,7 +10,8 @@ using static TorchSharp.torch;
 
 // All-to-all (bf16, equal splits) and all-reduce through the project's NCCL binding, one thread per GPU.
 // Usage: CommBench [--gpus 2,4] [--sizes-mb 1,8,64,256] [--iterations 20] [--warmup 5] [--out bench/results] [--check]
-// --check runs the communicator conformance checks (and the abort check) on NCCL instead of timing.
+// --check runs the communicator conformance checks (and the abort check) on NCCL instead of timing, with a 20 s
+// watchdog so that a failing check cannot stall the run.
 var options = args.Select((a, i) => (a, i)).Where(p => p.a.StartsWith("--", StringComparison.Ordinal))
     .ToDictionary(p => p.a[2..], p => p.i + 1 < args.Length && !args[p.i + 1].StartsWith("--", StringComparison.Ordinal) ? args[p.i + 1] : "");
 string Get(string name, string fallback) => options.TryGetValue(name, out var v) && v.Length > 0 ? v : fallback;
@@ -33,13 +34,13 @@ if (options.ContainsKey("check"))
     var report = new List<object>();
     foreach (int n in gpuCounts)
     {
-        var group = NcclGroup.Create(Enumerable.Range(0, n).ToArray(), TimeSpan.FromSeconds(60));
+        var group = NcclGroup.Create(Enumerable.Range(0, n).ToArray(), TimeSpan.FromSeconds(20));
         var checks = RankThreads.Run(n, rank =>
         {
             using var comm = group[rank];
             return CommunicatorChecks.RunAll(comm, new torch.Device(DeviceType.CUDA, rank));
         }, TimeSpan.FromMinutes(3)).SelectMany(r => r).ToList();
-        var doomed = NcclGroup.Create(Enumerable.Range(0, n).ToArray(), TimeSpan.FromSeconds(60));
+        var doomed = NcclGroup.Create(Enumerable.Range(0, n).ToArray(), TimeSpan.FromSeconds(20));
         checks.AddRange(RankThreads.Run(n, rank =>
         {
             using var comm = doomed[rank];

@@ -60,14 +60,21 @@ prepare_remote() {
   export MOE_CACHE="${MOE_CACHE:-$unpacked/cache}"
   # NVLink multicast stays off on these shared hosts.
   export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
-  # Large MoE models allocate many differently sized expert buffers; expandable segments avoid fragmentation.
-  export PYTORCH_CUDA_ALLOC_CONF="${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}"
+  # Large MoE models allocate many differently sized expert buffers; expandable segments avoid fragmentation on
+  # one GPU. With NCCL (several ranks) they made a rank's first allocation after NCCL's setup fail ("operation not
+  # permitted" in ExpandableSegment::map, bench/results/comm-a2a-h200.md), so multi-rank runs use the plain allocator.
+  local segments=True
+  if [[ " $* " == *" --ranks "* ]]; then segments=False; fi
+  export PYTORCH_CUDA_ALLOC_CONF="${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:$segments}"
 }
 
 case "${1:-}" in
   package) shift; package "${1:-all}" ;;
-  moe) shift; prepare_remote; exec dotnet "$unpacked/moe/moe.dll" "$@" ;;
-  bench) shift; prepare_remote; exec dotnet "$unpacked/bench/MoELayerBench.dll" "$@" ;;
-  comm) shift; prepare_remote; exec dotnet "$unpacked/comm/CommBench.dll" "$@" ;;
+  moe) shift; prepare_remote "$@"; exec dotnet "$unpacked/moe/moe.dll" "$@" ;;
+  bench) shift; prepare_remote "$@"; exec dotnet "$unpacked/bench/MoELayerBench.dll" "$@" ;;
+  # Expandable segments made rank 0's first allocation after NCCL's setup fail ("operation not permitted" in
+  # ExpandableSegment::map) on a 2-H200 host; the plain allocator passes every check (bench/results/comm-a2a-h200.md).
+  comm) shift; export PYTORCH_CUDA_ALLOC_CONF="${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:False}"; prepare_remote
+    exec dotnet "$unpacked/comm/CommBench.dll" "$@" ;;
   *) echo "usage: deploy/gpu/run.sh package [moe|bench|comm] | moe ARGS... | bench ARGS... | comm ARGS..." >&2; exit 2 ;;
 esac

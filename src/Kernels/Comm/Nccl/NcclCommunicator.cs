@@ -286,8 +286,11 @@ public sealed class NcclCommunicator : ICommunicator
 
     void Check(int result, string what)
     {
-        if (result != NcclNative.Success && result != NcclNative.InProgress)
-            throw new InvalidOperationException($"{what} failed on NCCL rank {Rank}: {NcclNative.Describe(result, comm)}");
+        if (result == NcclNative.Success || result == NcclNative.InProgress) return;
+        // A call stuck on a peer (the first collective connects to it) fails once another rank aborts the group:
+        // report the abort, not NCCL's "internal error".
+        scope.ThrowIfAborted();
+        throw new InvalidOperationException($"{what} failed on NCCL rank {Rank}: {NcclNative.Describe(result, comm)}");
     }
 
     static void RequireSameRows(Tensor send, Tensor receive, string what)
