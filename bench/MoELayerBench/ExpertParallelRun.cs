@@ -86,9 +86,9 @@ public static class ExpertParallelRun
     {
         var device = gpu ? new Device(DeviceType.CUDA, rank) : CPU;
         using var groups = RankGroups.Create(comm, layout, [shape.Experts]);
-        double error = Check(groups, shape, device, gpu);
+        double error = Check(groups, shape, device);
         using var scope = torch.NewDisposeScope();
-        using var layer = Build(shape, groups.ShardOf(shape.Experts), null, device, dtype, gpu);
+        using var layer = BenchLayers.Build(shape, dropTokens: true, device, dtype, groups.ShardOf(shape.Experts));
         layer.Exchange = groups.ExchangeFor(shape.Experts);
         var inputs = Enumerable.Range(0, 3).Select(_ => torch.randn(shape.Tokens, shape.DModel, device: device).to_type(dtype).requires_grad_()).ToArray();
         var gradient = torch.randn(shape.Tokens, shape.DModel, device: device).to_type(dtype);
@@ -115,14 +115,14 @@ public static class ExpertParallelRun
     }
 
     /// <summary>The expert-parallel layer against one holding all experts (same weights) on this rank's tokens, fp32.</summary>
-    static double Check(RankGroups groups, BenchShape shape, Device device, bool gpu)
+    static double Check(RankGroups groups, BenchShape shape, Device device)
     {
         using var scope = torch.NewDisposeScope();
         var small = new BenchShape("check", 64 * groups.Size, 64, 128, shape.Experts, 1);
         using var first = new Generator(7);
-        using var whole = Build(small, Kernels.Comm.ExpertShard.All(small.Experts), first, device, ScalarType.Float32, gpu);
+        using var whole = BenchLayers.Build(small, dropTokens: true, device, ScalarType.Float32, init: first);
         using var second = new Generator(7);
-        using var parallel = Build(small, groups.ShardOf(small.Experts), second, device, ScalarType.Float32, gpu);
+        using var parallel = BenchLayers.Build(small, dropTokens: true, device, ScalarType.Float32, groups.ShardOf(small.Experts), second);
         parallel.Exchange = groups.ExchangeFor(small.Experts);
         using var inputs = new Generator(100 + (ulong)groups.Rank);
         var x = torch.randn([small.Tokens, small.DModel], generator: inputs).to(device);
@@ -130,27 +130,6 @@ public static class ExpertParallelRun
         var expected = whole.forward(x);
         var actual = parallel.forward(x);
         return ((actual - expected).abs().max() / expected.abs().max().clamp_min(1e-12)).item<float>();
-    }
-
-    static MoELayer Build(BenchShape shape, Kernels.Comm.ExpertShard shard, Generator? init, Device device, ScalarType dtype, bool gpu)
-    {
-        var settings = new GateSettings
-        {
-            Experts = shape.Experts,
-            TopK = shape.TopK,
-            CapacityFactor = 1.25,
-            EvalCapacityFactor = 1.25,
-            MinCapacity = 4,
-            DropTokens = true,
-            UseRts = false,
-            SecondExpertSampling = false,
-            CapacityAlignment = gpu ? 8 : 1,
-        };
-        var layer = new MoELayer(0, shape.DModel, shape.DFf, settings, 0.02, 0, init, shard);
-        layer.to(device);
-        layer.to(dtype);
-        layer.train();
-        return layer;
     }
 
     static T[] OnRanks<T>(ICommunicator[] communicators, Func<ICommunicator, int, T> body)

@@ -169,23 +169,4 @@ File.WriteAllText(stem + ".md", markdown.ToString());
 Console.WriteLine($"wrote {stem}.json and {stem}.md");
 return rows.Any(r => r.TryGetValue("check", out var c) && (string)c != "ok") ? 1 : 0;
 
-MoELayer Build(BenchShape shape, bool dropTokens)
-{
-    var settings = new GateSettings
-    {
-        Experts = shape.Experts,
-        TopK = shape.TopK,
-        CapacityFactor = 1.25,
-        EvalCapacityFactor = 1.25,
-        MinCapacity = 4,
-        DropTokens = dropTokens,
-        UseRts = false,
-        SecondExpertSampling = false,
-        CapacityAlignment = gpu ? 8 : 1,
-    };
-    var layer = new MoELayer(0, shape.DModel, shape.DFf, settings, 0.02, 0);
-    layer.to(device);
-    layer.to(dtype);
-    layer.train();
-    return layer;
-}
+MoELayer Build(BenchShape shape, bool dropTokens) => BenchLayers.Build(shape, dropTokens, device, dtype);

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
+using Microsoft.Extensions.Logging;
 
 namespace Orleans.MoE.ControlPlane.Tests;
 
@@ -7,6 +8,36 @@ namespace Orleans.MoE.ControlPlane.Tests;
 internal sealed class ClientHost(IHost host) : IAsyncDisposable
 {
     public IClusterClient Grains => host.Services.GetRequiredService<IClusterClient>();
+
+    /// <summary>
+    /// Connects with <paramref name="clustering"/>, retrying while the silos start (they may take a while on two
+    /// cores), until <paramref name="deadline"/> or until <paramref name="gaveUp"/> says the silos died.
+    /// </summary>
+    public static async Task<ClientHost> ConnectAsync(Action<IClientBuilder> clustering, TimeSpan deadline, Func<bool> gaveUp, Func<string> diagnostics, CancellationToken cancellation)
+    {
+        var until = DateTime.UtcNow + deadline;
+        while (true)
+        {
+            var builder = Host.CreateApplicationBuilder();
+            builder.Logging.ClearProviders();
+            builder.UseOrleansClient(clustering);
+            var host = builder.Build();
+            try
+            {
+                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
+                timeout.CancelAfter(TimeSpan.FromSeconds(30));
+                await host.StartAsync(timeout.Token);
+                return new ClientHost(host);
+            }
+            catch (Exception e) when (e is not OperationCanceledException || !cancellation.IsCancellationRequested)
+            {
+                host.Dispose();
+                if (DateTime.UtcNow > until || gaveUp())
+                    throw new TimeoutException($"no client connection to the silos: {e.Message}\n{diagnostics()}", e);
+                await Task.Delay(1000, cancellation);
+            }
+        }
+    }
 
     public async ValueTask DisposeAsync()
     {

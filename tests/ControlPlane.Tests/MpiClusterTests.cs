@@ -82,32 +82,11 @@ public class MpiClusterTests
         }
     }
 
-    static async Task<ClientHost> Connect(int gatewayBase, SiloProcess silos, CancellationToken cancellation)
+    static Task<ClientHost> Connect(int gatewayBase, SiloProcess silos, CancellationToken cancellation)
     {
-        var deadline = DateTime.UtcNow + JoinDeadline;
-        while (true)
-        {
-            var builder = Host.CreateApplicationBuilder();
-            builder.Logging.ClearProviders();
-            var defaults = new MoeSiloOptions();
-            builder.UseOrleansClient(client => client.UseLocalhostClustering(
-                Enumerable.Range(gatewayBase, Ranks).ToArray(), defaults.ServiceId, defaults.ClusterId));
-            var host = builder.Build();
-            try
-            {
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-                timeout.CancelAfter(TimeSpan.FromSeconds(20));
-                await host.StartAsync(timeout.Token);
-                return new ClientHost(host);
-            }
-            catch (Exception e) when (e is not OperationCanceledException || !cancellation.IsCancellationRequested)
-            {
-                host.Dispose();
-                if (DateTime.UtcNow > deadline || silos.HasExited)
-                    throw new TimeoutException($"no client connection to the MPI silos: {e.Message}\n{silos.OutputTail()}", e);
-                await Task.Delay(1000, cancellation);
-            }
-        }
+        var defaults = new MoeSiloOptions();
+        return ClientHost.ConnectAsync(client => client.UseLocalhostClustering(Enumerable.Range(gatewayBase, Ranks).ToArray(), defaults.ServiceId, defaults.ClusterId),
+            JoinDeadline, () => silos.HasExited, () => silos.OutputTail(), cancellation);
     }
 
     static async Task WaitForSilos(IClusterClient grains, SiloProcess silos, CancellationToken cancellation)

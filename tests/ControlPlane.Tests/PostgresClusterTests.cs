@@ -177,43 +177,20 @@ public class PostgresClusterTests
         Assert.Empty(await Run("ReadFromStorageKey", null, grain: "job-2"));
     }
 
-    static async Task<ClientHost> ConnectAsync(string connection, List<SiloProcess> silos, Func<string> diagnostics, CancellationToken cancellation)
-    {
-        var deadline = DateTime.UtcNow + JoinDeadline;
-        while (true)
+    static Task<ClientHost> ConnectAsync(string connection, List<SiloProcess> silos, Func<string> diagnostics, CancellationToken cancellation) =>
+        ClientHost.ConnectAsync(client =>
         {
-            var builder = Host.CreateApplicationBuilder();
-            builder.Logging.ClearProviders();
-            builder.UseOrleansClient(client =>
+            client.UseAdoNetClustering(o =>
             {
-                client.UseAdoNetClustering(o =>
-                {
-                    o.Invariant = "Npgsql";
-                    o.ConnectionString = connection;
-                });
-                client.Configure<ClusterOptions>(o =>
-                {
-                    o.ClusterId = new MoeSiloOptions().ClusterId;
-                    o.ServiceId = new MoeSiloOptions().ServiceId;
-                });
+                o.Invariant = "Npgsql";
+                o.ConnectionString = connection;
             });
-            var host = builder.Build();
-            try
+            client.Configure<ClusterOptions>(o =>
             {
-                using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
-                timeout.CancelAfter(TimeSpan.FromSeconds(30));
-                await host.StartAsync(timeout.Token);
-                return new ClientHost(host);
-            }
-            catch (Exception e) when (e is not OperationCanceledException || !cancellation.IsCancellationRequested)
-            {
-                host.Dispose();
-                if (DateTime.UtcNow > deadline || silos.Any(s => s.HasExited))
-                    throw new TimeoutException($"no client connection through PostgreSQL: {e.Message}\n{diagnostics()}", e);
-                await Task.Delay(1000, cancellation);
-            }
-        }
-    }
+                o.ClusterId = new MoeSiloOptions().ClusterId;
+                o.ServiceId = new MoeSiloOptions().ServiceId;
+            });
+        }, JoinDeadline, () => silos.Any(s => s.HasExited), diagnostics, cancellation);
 
     /// <summary>Waits until Orleans membership has exactly the silos' processes active and each has reported its device.</summary>
     static async Task WaitForSilos(ClientHost client, string[] names, List<SiloProcess> silos, Func<string> diagnostics, CancellationToken cancellation)
