@@ -177,7 +177,7 @@ public class PostgresClusterTests
         Assert.Empty(await Run("ReadFromStorageKey", null, grain: "job-2"));
     }
 
-    static async Task<ClientHost> ConnectAsync(string connection, List<SiloProcess> silos, Func<string> diagnostics, CancellationToken cancellation)
+    internal static async Task<ClientHost> ConnectAsync(string connection, List<SiloProcess> silos, Func<string> diagnostics, CancellationToken cancellation)
     {
         var deadline = DateTime.UtcNow + JoinDeadline;
         while (true)
@@ -216,7 +216,7 @@ public class PostgresClusterTests
     }
 
     /// <summary>Waits until Orleans membership has exactly the silos' processes active and each has reported its device.</summary>
-    static async Task WaitForSilos(ClientHost client, string[] names, List<SiloProcess> silos, Func<string> diagnostics, CancellationToken cancellation)
+    internal static async Task WaitForSilos(ClientHost client, string[] names, List<SiloProcess> silos, Func<string> diagnostics, CancellationToken cancellation)
     {
         var grains = client.Grains;
         var deadline = DateTime.UtcNow + JoinDeadline;

@@ -24,6 +24,7 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
 
     readonly ConcurrentDictionary<string, TrainingRun> runs = new();
     readonly ConcurrentDictionary<string, RankGroups> groups = new();
+    readonly ConcurrentDictionary<string, ReplicaAssignment> assignments = new();
 
     public Task<byte[]> CreateNcclIdAsync() => throw new NotSupportedException("pending");
 
@@ -47,6 +48,7 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
         if (!runs.TryAdd(assignment.SessionKey, run) && !ReferenceEquals(runs[assignment.SessionKey], run))
             await executor.RunAsync(run.Dispose, CancellationToken.None);
         run = runs[assignment.SessionKey];
+        assignments[assignment.SessionKey] = assignment;
         return new SessionInfo(run.Trainer.Step, run.LastStep, run.Device.ToString(), run.Parameters.Total);
     }
 
@@ -78,14 +80,25 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
         return executor.RunAsync(run.SaveCheckpoint);
     }
 
-    public Task CloseAsync(string sessionKey) =>
-        runs.TryRemove(sessionKey, out var run)
+    public void AbortDataPlane(ReplicaAssignment assignment, string reason)
+    {
+        // Only the in-process group can be aborted from outside its ranks' thread; MPI and NCCL ranks blocked on a
+        // lost peer fail at their own timeouts (MPI: none, the process must be killed).
+        if (assignment.Plan.DataPlane == "shared-memory")
+            SharedMemoryRendezvous.Abort(DataPlaneKey(assignment), new CommunicatorAbortedException(reason));
+    }
+
+    public Task CloseAsync(string sessionKey)
+    {
+        assignments.TryRemove(sessionKey, out _);
+        return runs.TryRemove(sessionKey, out var run)
             ? executor.RunAsync(() =>
             {
                 run.Dispose();
                 if (groups.TryRemove(sessionKey, out var ranks)) ranks.Dispose();
             })
             : Task.CompletedTask;
+    }
 
     /// <summary>This rank's groups for a multi-rank plan (collective with the other ranks), or null for one rank.</summary>
     static RankGroups? JoinDataPlane(ReplicaAssignment assignment, JobConfig config, string device)
@@ -94,7 +107,7 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
         if (plan.Members.Count == 1) return null;
         var world = plan.DataPlane switch
         {
-            "shared-memory" => SharedMemoryRendezvous.Join($"{assignment.JobId}/g{assignment.Generation}", plan.Members.Count, assignment.Rank),
+            "shared-memory" => SharedMemoryRendezvous.Join(DataPlaneKey(assignment), plan.Members.Count, assignment.Rank),
             "mpi" => MpiRanks.World(plan.Members.Count),
             _ => throw new NotSupportedException($"plan generation {plan.Generation} names an unknown data plane '{plan.DataPlane}'"),
         };
@@ -102,6 +115,9 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
         return RankGroups.Create(world, layout, config.Moe.Experts.ForLayers(config.Moe.Layers.Resolve(config.Model.Layers).Count),
             config.Parallel.ProfileCommunication ? new CommunicationClock() : null);
     }
+
+    /// <summary>One group per job and plan generation: a new generation (new members) never meets an old one's ranks.</summary>
+    static string DataPlaneKey(ReplicaAssignment assignment) => $"{assignment.JobId}/g{assignment.Generation}";
 
     /// <summary>Sessions open on this device.</summary>
     public int Count => runs.Count;
@@ -111,6 +127,9 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
 
     public void Dispose()
     {
+        // A silo that goes away mid-chunk leaves its ranks in collectives with the other silos' ranks: abort them
+        // first, so that neither this executor (closing the sessions) nor the peers wait for the barrier timeout.
+        foreach (var assignment in assignments.Values) AbortDataPlane(assignment, $"silo {silo.Name} is shutting down");
         foreach (var key in runs.Keys) CloseAsync(key).Wait(TimeSpan.FromSeconds(30));
     }
 
