@@ -12,7 +12,7 @@ namespace Orleans.MoE.ControlPlane.Tests;
 /// <summary>
 /// An in-process cluster of its own for one test, which adds and kills silos (the shared four-silo cluster must not
 /// change under other tests). Job records live in storage that outlives killed silos, and membership probes time
-/// out after a second, so a killed silo is declared dead in seconds rather than after Orleans' default ~15 s.
+/// out after a second, so a silo that stops answering is declared dead in seconds, not after three 5-second probes.
 /// </summary>
 internal sealed class ElasticCluster : IAsyncDisposable
 {

@@ -114,7 +114,7 @@ public class ElasticScalingTests
         AssertSameTensors(state.Checkpoints[^1], Path.Combine(reference, "checkpoints", CheckpointDirectory.StepName(config.Training.Steps)));
         TestContext.Current.TestOutputHelper?.WriteLine(
             $"killed {victim} at step ≥ {running.Step}: rolled back {change.StepsRolledBack} steps to step {change.ResumedAtStep}; the 1-rank plan was stepping " +
-            $"{change.SecondsUntilStepping:F2} s after the coordinator noticed the loss and {recovered.TotalSeconds:F2} s after the kill (membership declares a silo dead after missed probes)");
+            $"{change.SecondsUntilStepping:F2} s after the coordinator noticed the loss and {recovered.TotalSeconds:F2} s after the kill");
     }
 
     static JobConfig WholeRoutingGroups(JobConfig tiny) =>
