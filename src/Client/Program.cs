@@ -13,6 +13,8 @@ var root = new RootCommand("Orleans.MoE: train, distil and serve Mixture-of-Expe
     WatchCommand.Create(),
     JobsCommand.Create(),
     JobsCommand.CreateCancel(),
+    CheckpointCommand.Create(),
+    DrainCommand.Create(),
     ClusterCommand.Create(),
     SimulateAllToAllCommand.Create(),
 };

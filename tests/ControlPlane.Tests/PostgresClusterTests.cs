@@ -177,7 +177,7 @@ public class PostgresClusterTests
         Assert.Empty(await Run("ReadFromStorageKey", null, grain: "job-2"));
     }
 
-    static Task<ClientHost> ConnectAsync(string connection, List<SiloProcess> silos, Func<string> diagnostics, CancellationToken cancellation) =>
+    internal static Task<ClientHost> ConnectAsync(string connection, List<SiloProcess> silos, Func<string> diagnostics, CancellationToken cancellation) =>
         ClientHost.ConnectAsync(client =>
         {
             client.UseAdoNetClustering(o =>
@@ -193,7 +193,7 @@ public class PostgresClusterTests
         }, JoinDeadline, () => silos.Any(s => s.HasExited), diagnostics, cancellation);
 
     /// <summary>Waits until Orleans membership has exactly the silos' processes active and each has reported its device.</summary>
-    static async Task WaitForSilos(ClientHost client, string[] names, List<SiloProcess> silos, Func<string> diagnostics, CancellationToken cancellation)
+    internal static async Task WaitForSilos(ClientHost client, string[] names, List<SiloProcess> silos, Func<string> diagnostics, CancellationToken cancellation)
     {
         var grains = client.Grains;
         var deadline = DateTime.UtcNow + JoinDeadline;

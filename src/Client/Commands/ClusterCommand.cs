@@ -30,6 +30,7 @@ internal static class ClusterCommand
                     node = s.Health.Node,
                     device = s.Health.Device,
                     active = s.Active,
+                    draining = s.Draining,
                     device_memory_bytes = s.Health.DeviceMemoryBytes,
                     process_memory_bytes = s.Health.ProcessMemoryBytes,
                     utilisation = s.Health.Utilisation,
@@ -41,7 +42,7 @@ internal static class ClusterCommand
             }
             var table = new Table().AddColumns("silo", "node", "device", "memory", "utilisation", "heartbeat", "job", "grains");
             foreach (var s in silos)
-                table.AddRow(Markup.Escape(s.Health.Silo) + (s.Active ? "" : " [red](gone)[/]"), Markup.Escape(s.Health.Node), Markup.Escape(s.Health.Device),
+                table.AddRow(Markup.Escape(s.Health.Silo) + (s.Active ? "" : " [red](gone)[/]") + (s.Draining ? " [yellow](draining)[/]" : ""), Markup.Escape(s.Health.Node), Markup.Escape(s.Health.Device),
                     string.Create(CultureInfo.InvariantCulture, $"{s.Health.ProcessMemoryBytes / 1048576} / {s.Health.DeviceMemoryBytes / 1048576} MB"),
                     s.Health.Utilisation.ToString("P0", CultureInfo.InvariantCulture),
                     double.IsFinite(s.HeartbeatAgeSeconds) ? string.Create(CultureInfo.InvariantCulture, $"{s.HeartbeatAgeSeconds:F1} s ago") : "never",

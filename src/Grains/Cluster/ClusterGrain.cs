@@ -1,4 +1,5 @@
 using System.Globalization;
+using Microsoft.Extensions.Logging;
 using Orleans.MoE.Grains.Contracts;
 using Orleans.MoE.Grains.Jobs;
 using Orleans.MoE.Grains.Placement;
@@ -13,13 +14,18 @@ namespace Orleans.MoE.Grains.Cluster;
 /// The cluster's view of itself (key "cluster"): which silos are active with which device (membership plus silo
 /// metadata), their health from heartbeats, the jobs and their queue, and which silos each job holds.
 /// </summary>
-public sealed class ClusterGrain(
+public sealed partial class ClusterGrain(
     [PersistentState("cluster", StorageNames.Jobs)] IPersistentState<ClusterState> store,
     IClusterMembershipService membership,
     ISiloMetadataCache metadata,
-    ControlPlaneResilience resilience) : Grain, IClusterGrain
+    ControlPlaneResilience resilience,
+    ILogger<ClusterGrain> log) : Grain, IClusterGrain
 {
     readonly Dictionary<string, SiloHealth> health = [];
+    readonly HashSet<string> assignable = [];
+
+    // The newest membership version the running jobs were told about: every silo forwards every version it sees.
+    long notifiedVersion = -1;
 
     ClusterState S => store.State;
 
@@ -37,11 +43,57 @@ public sealed class ClusterGrain(
 
     public Task Heartbeat(SiloHealth report)
     {
-        bool isNew = !health.ContainsKey(report.Silo);
         health[report.Silo] = report;
-        // A silo that has just joined may be what a queued job waits for.
-        if (isNew) StartQueuedJobs();
+        // A silo becomes assignable once its metadata has reached this silo's cache: that first beat may be what a
+        // queued or growing job waits for.
+        if (!assignable.Contains(report.Silo) && ActiveSilos().Any(a => a.Name == report.Silo && a.Known))
+        {
+            assignable.Add(report.Silo);
+            NotifyJobs();
+        }
         return Task.CompletedTask;
+    }
+
+    public async Task MembershipChanged(long version)
+    {
+        if (version <= notifiedVersion) return;
+        // This silo's snapshot may lag the one that forwarded the change; decisions are made on the newer one.
+        await membership.Refresh(new MembershipVersion(version));
+        notifiedVersion = Math.Max(notifiedVersion, membership.CurrentSnapshot.Version.Value);
+        NotifyJobs();
+    }
+
+    public async Task<IReadOnlyList<string>> Drain(string silo)
+    {
+        if (!S.Drained.Contains(silo))
+        {
+            S.Drained.Add(silo);
+            await Save();
+        }
+        var jobs = S.SilosByJob.Where(p => p.Value.Contains(silo)).Select(p => p.Key).ToArray();
+        foreach (var job in jobs) _ = Tell(job);
+        return jobs;
+    }
+
+    public Task<JobSiloView> ViewFor(string jobId)
+    {
+        var active = ActiveSilos();
+        var held = S.SilosByJob.GetValueOrDefault(jobId) ?? [];
+        return Task.FromResult(new JobSiloView(active.Select(a => a.Name).ToArray(), held.Where(S.Drained.Contains).ToArray(), FreeSilos(active).Count));
+    }
+
+    public async Task<IReadOnlyList<PlanMember>> ResizeSilos(string jobId, int count)
+    {
+        var active = ActiveSilos();
+        var alive = active.Select(a => a.Name).ToHashSet();
+        var kept = (S.SilosByJob.GetValueOrDefault(jobId) ?? []).Where(s => alive.Contains(s) && !S.Drained.Contains(s));
+        var chosen = kept.Concat(FreeSilos(active).Select(a => a.Name)).Take(count).ToList();
+        if (chosen.Count > 0) S.SilosByJob[jobId] = chosen;
+        else S.SilosByJob.Remove(jobId);
+        await Save();
+        // Silos the job gave up may be what a queued job waits for.
+        StartQueuedJobs();
+        return chosen.Select((s, i) => Member(active, s, i)).ToArray();
     }
 
     public async Task<IReadOnlyList<SiloStatusReport>> GetSilos()
@@ -86,6 +138,7 @@ public sealed class ClusterGrain(
                 HeartbeatAgeSeconds = h.At == DateTimeOffset.MinValue ? double.PositiveInfinity : (now - h.At).TotalSeconds,
                 Active = a.Name is not null,
                 RunningJob = S.SilosByJob.FirstOrDefault(p => p.Value.Contains(name)).Key,
+                Draining = S.Drained.Contains(name),
                 Grains = grains.GetValueOrDefault(name) ?? [],
             };
         }).ToArray();
@@ -96,8 +149,7 @@ public sealed class ClusterGrain(
         var active = ActiveSilos();
         if (S.SilosByJob.TryGetValue(jobId, out var held))
             return held.Select((s, i) => Member(active, s, i)).ToArray();
-        var busy = S.SilosByJob.Values.SelectMany(s => s).ToHashSet();
-        var free = active.Where(a => !busy.Contains(a.Name)).OrderBy(a => a.Name, StringComparer.Ordinal).ToList();
+        var free = FreeSilos(active);
         // Queue order is kept: a job asking ahead of an earlier queued one waits behind it.
         int position = S.Queue.IndexOf(jobId);
         bool aheadInQueue = S.Queue.Take(position < 0 ? S.Queue.Count : position).Any();
@@ -127,6 +179,37 @@ public sealed class ClusterGrain(
         if (S.Queue.Count > 0) _ = GrainFactory.GetGrain<IJobCoordinatorGrain>(S.Queue[0]).TryStart();
     }
 
+    /// <summary>Tells every job that holds silos (not awaited: they call back for their view) and pokes the queue.</summary>
+    void NotifyJobs()
+    {
+        foreach (var job in S.SilosByJob.Keys) _ = Tell(job);
+        StartQueuedJobs();
+    }
+
+    /// <summary>
+    /// ClusterChanged with retries: a coordinator whose silo has just died is re-activated elsewhere by the retry
+    /// (a one-way call would be lost with the old activation, and the job would never hear of the change).
+    /// </summary>
+    async Task Tell(string jobId)
+    {
+        var coordinator = GrainFactory.GetGrain<IJobCoordinatorGrain>(jobId);
+        try
+        {
+            await resilience.GrainCalls.ExecuteAsync(async _ => await coordinator.ClusterChanged());
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogTellFailed(log, e, jobId);
+        }
+    }
+
+    /// <summary>Active silos whose metadata is known, not drained and held by no job, by name.</summary>
+    List<ActiveSilo> FreeSilos(IReadOnlyList<ActiveSilo> active)
+    {
+        var busy = S.SilosByJob.Values.SelectMany(s => s).ToHashSet();
+        return active.Where(a => a.Known && !busy.Contains(a.Name) && !S.Drained.Contains(a.Name)).OrderBy(a => a.Name, StringComparer.Ordinal).ToList();
+    }
+
     static PlanMember Member(IReadOnlyList<ActiveSilo> active, string silo, int rank)
     {
         var a = active.FirstOrDefault(x => x.Name == silo);
@@ -143,11 +226,16 @@ public sealed class ClusterGrain(
                 return new ActiveSilo(md.GetValueOrDefault(SiloMetadataKeys.Silo) ?? m.Name, m.SiloAddress,
                     md.GetValueOrDefault(SiloMetadataKeys.Node) ?? "?", md.GetValueOrDefault(SiloMetadataKeys.Device) ?? "?",
                     md.GetValueOrDefault(SiloMetadataKeys.Process) ?? "?",
-                    int.TryParse(md.GetValueOrDefault(SiloMetadataKeys.MpiRank), out int mpi) ? mpi : -1);
+                    int.TryParse(md.GetValueOrDefault(SiloMetadataKeys.MpiRank), out int mpi) ? mpi : -1,
+                    md.ContainsKey(SiloMetadataKeys.Silo));
             })
             .ToArray();
 
     Task Save() => resilience.Storage.ExecuteAsync(async _ => await store.WriteStateAsync()).AsTask();
 
-    readonly record struct ActiveSilo(string Name, SiloAddress Address, string Node, string Device, string Process, int MpiRank);
+    /// <param name="Known">Its metadata has reached this silo's cache (a silo that has just joined may not have it yet).</param>
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not tell job {JobId} that the cluster changed")]
+    static partial void LogTellFailed(ILogger logger, Exception exception, string jobId);
+
+    readonly record struct ActiveSilo(string Name, SiloAddress Address, string Node, string Device, string Process, int MpiRank, bool Known);
 }

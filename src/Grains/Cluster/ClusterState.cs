@@ -9,4 +9,7 @@ public sealed class ClusterState
     [Id(0)] public List<JobListing> Jobs { get; set; } = [];
     [Id(1)] public List<string> Queue { get; set; } = [];
     [Id(2)] public Dictionary<string, List<string>> SilosByJob { get; set; } = [];
+
+    /// <summary>Silos drained by an operator (moe drain): never assigned again while they live.</summary>
+    [Id(3)] public List<string> Drained { get; set; } = [];
 }

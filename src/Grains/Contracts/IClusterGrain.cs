@@ -26,4 +26,22 @@ public interface IClusterGrain : IGrainWithStringKey
 
     /// <summary>Frees a job's silos and starts the next queued job that fits.</summary>
     Task ReleaseSilos(string jobId);
+
+    /// <summary>
+    /// Changes the silos a running job holds to at most <paramref name="count"/>: its live, undrained silos first (in
+    /// their rank order), then free ones; returns them in rank order (possibly fewer than asked).
+    /// </summary>
+    Task<IReadOnlyList<PlanMember>> ResizeSilos(string jobId, int count);
+
+    /// <summary>What a job needs to decide on re-planning: which silos live, which of its silos drain, how many are free.</summary>
+    Task<JobSiloView> ViewFor(string jobId);
+
+    /// <summary>
+    /// A silo saw Orleans membership reach <paramref name="version"/>; the cluster tells the running jobs. Not
+    /// one-way: a call that went to an activation on a dead silo fails, and the forwarding silo retries it.
+    /// </summary>
+    Task MembershipChanged(long version);
+
+    /// <summary>Marks a silo not assignable and tells the jobs on it to re-plan without it; returns those jobs.</summary>
+    Task<IReadOnlyList<string>> Drain(string silo);
 }

@@ -27,6 +27,17 @@ public interface IJobCoordinatorGrain : IGrainWithStringKey
     /// <summary>A replica's chunk finished (idempotent by generation and first step).</summary>
     Task StepsCompleted(ChunkResult result);
 
+    /// <summary>
+    /// The cluster changed (a silo joined, left or is draining): the coordinator looks at its silos and, per its
+    /// scaling policy, rolls back and re-plans at once (a member is gone) or re-plans at the next chunk boundary.
+    /// Returns at once (the reaction runs in a turn of its own), so the cluster grain can retry a lost call.
+    /// </summary>
+    Task ClusterChanged();
+
+    /// <summary>Writes a checkpoint at the next chunk boundary (every rank together) and returns its path.</summary>
+    [AlwaysInterleave]
+    Task<string> Checkpoint();
+
     /// <summary>A replica's final evaluation finished (idempotent by generation).</summary>
     Task EvaluationCompleted(long generation, string? summaryJson, string? checkpoint, string? error);
 }

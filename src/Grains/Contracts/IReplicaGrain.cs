@@ -30,6 +30,16 @@ public interface IReplicaGrain : IGrainWithStringKey
     /// <summary>Queues the final evaluation and checkpoint; the replica calls EvaluationCompleted when done.</summary>
     Task BeginEvaluation(long generation);
 
+    /// <summary>Writes a checkpoint of the session now (collective: every rank of the generation is asked together).</summary>
+    Task<string> Checkpoint(long generation);
+
+    /// <summary>
+    /// Aborts the generation's data plane on this silo (a member was lost): ranks blocked on the lost one throw at
+    /// once, so the chunk ends and Stop can close the session. Interleaves: the replica may be waiting on its device.
+    /// </summary>
+    [AlwaysInterleave]
+    Task Abort(long generation, string reason);
+
     /// <summary>Stops after the step in progress, writes a checkpoint (when asked) and closes the session.</summary>
     [ResponseTimeout("00:20:00")]
     Task<string?> Stop(long generation, bool checkpoint);

@@ -34,6 +34,12 @@ public sealed record JobSnapshot
     /// <summary>Mean step seconds per silo (the MoE view's "step time per silo").</summary>
     [Id(17)] public required IReadOnlyDictionary<string, double> StepSecondsBySilo { get; init; }
 
+    /// <summary>Every re-plan after the first plan (growth, drain, loss with rollback), in order.</summary>
+    [Id(18)] public IReadOnlyList<GenerationChange> GenerationChanges { get; init; } = [];
+
+    /// <summary>What the job noticed about its checkpoints and silos (a damaged checkpoint skipped, a lost silo), in order.</summary>
+    [Id(19)] public IReadOnlyList<string> Notices { get; init; } = [];
+
     /// <summary>Orchestration overhead as a fraction of step time: (chunk wall time − device time) / device time.</summary>
     public double OverheadFraction => DeviceSeconds > 0 ? Math.Max(0, ChunkWallSeconds - DeviceSeconds) / DeviceSeconds : 0;
 }

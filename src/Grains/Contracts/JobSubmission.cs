@@ -22,6 +22,9 @@ public sealed record JobSubmission
     /// <summary>Steps per chunk the coordinator asks a replica for; 0 = sized from the measured step time.</summary>
     [Id(5)] public int ChunkSteps { get; init; }
 
-    /// <summary>How many replicas (silos) the job asks for. Only 1 runs today; the plan supports more.</summary>
+    /// <summary>How many replicas (silos) the job starts with.</summary>
     [Id(6)] public int Replicas { get; init; } = 1;
+
+    /// <summary>What the job does when silos join, leave or are drained while it runs.</summary>
+    [Id(7)] public ScalingPolicy Scaling { get; init; } = ScalingPolicy.Fixed;
 }

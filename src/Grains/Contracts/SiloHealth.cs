@@ -39,6 +39,9 @@ public sealed record SiloStatusReport
 
     /// <summary>Grain activations on the silo, by grain type.</summary>
     [Id(4)] public required IReadOnlyDictionary<string, int> Grains { get; init; }
+
+    /// <summary>Drained (moe drain): no job is given this silo, and the jobs on it re-plan without it.</summary>
+    [Id(5)] public bool Draining { get; init; }
 }
 
 /// <summary>A job as the cluster's list shows it.</summary>

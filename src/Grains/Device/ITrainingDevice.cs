@@ -23,6 +23,12 @@ public interface ITrainingDevice
     /// <summary>Writes a checkpoint of the session now.</summary>
     Task<string> CheckpointAsync(string sessionKey);
 
+    /// <summary>
+    /// Makes the data plane of <paramref name="assignment"/>'s generation fail now (not on the executor, which may
+    /// be blocked in a collective waiting for a lost rank).
+    /// </summary>
+    void AbortDataPlane(ReplicaAssignment assignment, string reason);
+
     /// <summary>Disposes the session's model and optimiser (on the executor).</summary>
     Task CloseAsync(string sessionKey);
 }

@@ -74,47 +74,59 @@ public sealed partial class JobCoordinatorGrain(
         if (S.Status != JobStatus.Queued || S.CancelRequested) return;
         try
         {
-            var cluster = GrainFactory.GetGrain<IClusterGrain>(IClusterGrain.Key);
-            var members = await resilience.GrainCalls.ExecuteAsync(async _ => await cluster.AssignSilos(S.JobId, S.Submission!.Replicas));
+            // A job queued again after losing a silo (policy "wait") waits for as many silos as it had.
+            int count = S.Plan?.Members.Count ?? S.Submission!.Replicas;
+            var members = await OnCluster((cluster, job) => cluster.AssignSilos(job, count));
             if (members.Count == 0 || S.Status != JobStatus.Queued) return;
-            var config = JobConfig.Parse(S.Submission!.ConfigJson);
-            S.Plan = ExecutionPlanBuilder.Build((S.Plan?.Generation ?? 0) + 1, members, config);
-            await SetStatus(JobStatus.Planning, $"plan generation {S.Plan.Generation}: {string.Join(", ", S.Plan.Members.Select(m => $"rank {m.Rank} on {m.Silo}"))}");
-            // NCCL ranks meet through a unique id that rank 0's silo creates; the others get it in their assignment.
-            var plan = S.Plan;
-            byte[]? rendezvous = plan.DataPlane == "nccl"
-                ? await Resilient(Replica(plan.Member(0)), r => r.CreateDataPlaneId())
-                : null;
-            // All at once: the ranks of a multi-rank job build their data-plane groups together while preparing.
-            var ready = await Task.WhenAll(S.Plan.Members.Select(member =>
-            {
-                var assignment = new ReplicaAssignment
-                {
-                    JobId = S.JobId,
-                    Generation = S.Plan.Generation,
-                    Rank = member.Rank,
-                    ConfigJson = S.Submission.ConfigJson,
-                    OutputDirectory = S.OutputDirectory,
-                    ResumeFrom = S.Checkpoints.LastOrDefault() ?? S.Submission.ResumeFrom,
-                    StopAfter = S.Submission.StopAfter,
-                    Device = S.Submission.Device,
-                    Plan = S.Plan,
-                    DataPlaneId = rendezvous,
-                };
-                var replica = Replica(member);
-                return resilience.DataPlaneStart.ExecuteAsync(async _ => await replica.Prepare(assignment)).AsTask();
-            }));
-            if (S.CancelRequested) return;
-            S.Step = ready[0].Step;
-            arrivals.Clear();
-            S.PhaseIndex = 0;
-            await SetStatus(JobStatus.Running, null);
-            await Advance();
+            await StartGeneration(members, null);
         }
         catch (Exception e)
         {
             await Fail(e);
         }
+    }
+
+    /// <summary>
+    /// Makes the next plan generation on <paramref name="members"/>, prepares its ranks from the job's resume point
+    /// (the submission's checkpoint, or the one a rescale or rollback chose) and drives it.
+    /// </summary>
+    async Task StartGeneration(IReadOnlyList<PlanMember> members, string? reason)
+    {
+        var config = JobConfig.Parse(S.Submission!.ConfigJson);
+        S.Plan = ExecutionPlanBuilder.Build((S.Plan?.Generation ?? 0) + 1, members, config);
+        var plan = S.Plan;
+        await SetStatus(JobStatus.Planning, $"plan generation {plan.Generation}: {string.Join(", ", plan.Members.Select(m => $"rank {m.Rank} on {m.Silo}"))}{(reason is null ? "" : $" ({reason})")}");
+        // NCCL ranks meet through a unique id that rank 0's silo creates; the others get it in their assignment.
+        var rankZero = Replica(plan.Member(0));
+        byte[]? rendezvous = plan.DataPlane == "nccl"
+            ? await resilience.GrainCalls.ExecuteAsync(async _ => await rankZero.CreateDataPlaneId())
+            : null;
+        // All at once: the ranks of a multi-rank job build their data-plane groups together while preparing.
+        var ready = await Task.WhenAll(plan.Members.Select(member =>
+        {
+            var assignment = new ReplicaAssignment
+            {
+                JobId = S.JobId,
+                Generation = plan.Generation,
+                Rank = member.Rank,
+                ConfigJson = S.Submission.ConfigJson,
+                OutputDirectory = S.OutputDirectory,
+                ResumeFrom = S.ResumeFrom ?? S.Submission.ResumeFrom,
+                StopAfter = S.Submission.StopAfter,
+                Device = S.Submission.Device,
+                Plan = plan,
+                DataPlaneId = rendezvous,
+            };
+            var replica = Replica(member);
+            return resilience.DataPlaneStart.ExecuteAsync(async _ => await replica.Prepare(assignment)).AsTask();
+        }));
+        if (S.CancelRequested) return;
+        S.Step = ready[0].Step;
+        arrivals.Clear();
+        S.PhaseIndex = 0;
+        drives = true;
+        await SetStatus(JobStatus.Running, null);
+        await Advance();
     }
 
     /// <summary>Starts the next chunk, the next phase, or the final evaluation, whichever is due.</summary>
@@ -133,8 +145,10 @@ public sealed partial class JobCoordinatorGrain(
                         int count = ChunkSizer.Next(S.Submission!.ChunkSteps, mean, phase.UntilStep - S.Step);
                         chunkStartedAt = lastChunkArrivedAt ?? Stopwatch.GetTimestamp();
                         long from = S.Step, generation = S.Plan!.Generation;
-                        await Task.WhenAll(S.Plan.Members.Select(m =>
-                            Resilient(Replica(m), r => r.BeginSteps(generation, from, count))));
+                        // Grain references are taken on the activation's thread; a Polly retry may run elsewhere.
+                        await Task.WhenAll(S.Plan.Members.Select(Replica).Select(replica =>
+                            resilience.GrainCalls.ExecuteAsync(async _ => await replica.BeginSteps(generation, from, count)).AsTask()));
+                        RecordGenerationChange();
                         return;
                     }
                 case PhaseKind.Evaluate:
@@ -142,8 +156,9 @@ public sealed partial class JobCoordinatorGrain(
                     {
                         // Every rank evaluates (the experts are spread over them); rank 0 reports the result.
                         long generation = S.Plan!.Generation;
-                        await Task.WhenAll(S.Plan.Members.Select(m =>
-                            Resilient(Replica(m), r => r.BeginEvaluation(generation))));
+                        await Task.WhenAll(S.Plan.Members.Select(Replica).Select(replica =>
+                            resilience.GrainCalls.ExecuteAsync(async _ => await replica.BeginEvaluation(generation)).AsTask()));
+                        RecordGenerationChange();
                     }
                     return;
                 default:
@@ -156,11 +171,14 @@ public sealed partial class JobCoordinatorGrain(
 
     public async Task StepsCompleted(ChunkResult result)
     {
-        // Idempotent: a chunk from another generation, or one already counted, changes nothing.
-        if (S.Plan is null || result.Generation != S.Plan.Generation || result.FromStep != S.Step || S.Status.IsFinal() && !S.CancelRequested) return;
+        // Idempotent: a chunk from another generation, or one already counted, changes nothing; nor does one that
+        // ends while the job rolls back (the ranks of the generation being abandoned fail as they are aborted).
+        if (S.Plan is null || result.Generation != S.Plan.Generation || result.FromStep != S.Step || S.Status.IsFinal() && !S.CancelRequested || recovering) return;
         if (result.Error is { } error)
         {
-            await Fail(new InvalidOperationException(S.Plan.Members.Count > 1 ? $"rank {result.Rank}: {error}" : error));
+            // A rank that failed because a member silo is gone is recovered from; any other failure fails the job.
+            if (await LostMembers() is { Length: > 0 } lost) await Recover($"lost silo {string.Join(", ", lost)}");
+            else await Fail(new InvalidOperationException(S.Plan.Members.Count > 1 ? $"rank {result.Rank}: {error}" : error));
             return;
         }
         // The ranks of a chunk run in lockstep (their collectives wait for each other); the chunk is done when
@@ -189,8 +207,15 @@ public sealed partial class JobCoordinatorGrain(
             S.LastStep = step;
             events.Append(JobEventKind.Step, S.Status, S.Phase, step);
         }
+        drives = true;
         try
         {
+            // A checkpoint asked for, or a rescale due, happens here, between chunks; it starts the next chunk itself.
+            if (await AtChunkBoundary())
+            {
+                await Save();
+                return;
+            }
             // Ask for the next chunk before persisting, so the device is not idle while the state is written.
             await Advance();
             await Save();
@@ -224,8 +249,8 @@ public sealed partial class JobCoordinatorGrain(
             long generation = S.Plan.Generation;
             // Stop is idempotent: a retry after a lost reply finds the session closed and returns null. With several
             // ranks every one takes part in the checkpoint (each holds some experts), so they stop together.
-            var written = await Task.WhenAll(S.Plan.Members.Select(member =>
-                Resilient(Replica(member), r => r.Stop(generation, checkpoint: true))));
+            var written = await Task.WhenAll(S.Plan.Members.Select(Replica).Select(replica =>
+                resilience.GrainCalls.ExecuteAsync(async _ => await replica.Stop(generation, checkpoint: true)).AsTask()));
             if (written[0] is { } checkpoint) S.Checkpoints.Add(checkpoint);
         }
         await Finish(JobStatus.Cancelled, "cancelled");
@@ -254,12 +279,16 @@ public sealed partial class JobCoordinatorGrain(
     {
         S.FinishedAt = DateTimeOffset.UtcNow;
         await SetStatus(status, message);
+        AnswerCheckpointRequest();
         events.Append(JobEventKind.Finished, status, null, S.LastStep, S.Error ?? message, S.SummaryJson);
         if (status == JobStatus.Completed && S.Plan is { } plan)
-            await Task.WhenAll(plan.Members.Select(member =>
-                Resilient(Replica(member), r => r.Stop(plan.Generation, checkpoint: false))));
-        var cluster = GrainFactory.GetGrain<IClusterGrain>(IClusterGrain.Key);
-        await resilience.GrainCalls.ExecuteAsync(async _ => await cluster.ReleaseSilos(S.JobId));
+            await Task.WhenAll(plan.Members.Select(Replica).Select(replica =>
+                resilience.GrainCalls.ExecuteAsync(async _ => await replica.Stop(plan.Generation, checkpoint: false)).AsTask()));
+        await OnCluster(async (cluster, job) =>
+        {
+            await cluster.ReleaseSilos(job);
+            return true;
+        });
     }
 
     async Task Fail(Exception e)
@@ -288,13 +317,7 @@ public sealed partial class JobCoordinatorGrain(
 
     Task Save() => resilience.Storage.ExecuteAsync(async _ => await store.WriteStateAsync()).AsTask();
 
-    // The grain reference is made before the pipeline runs: a retry may continue off the activation's scheduler,
-    // where GrainFactory is not available.
-    Task Resilient(IReplicaGrain replica, Func<IReplicaGrain, Task> call) =>
-        resilience.GrainCalls.ExecuteAsync(async _ => await call(replica)).AsTask();
-
-    Task<T> Resilient<T>(IReplicaGrain replica, Func<IReplicaGrain, Task<T>> call) =>
-        resilience.GrainCalls.ExecuteAsync(async _ => await call(replica)).AsTask();
+    IClusterGrain Cluster => GrainFactory.GetGrain<IClusterGrain>(IClusterGrain.Key);
 
     IReplicaGrain Replica(PlanMember member) => GrainFactory.GetGrain<IReplicaGrain>(PlanKey.Replica(S.JobId, S.Plan!.Generation, member.Rank, member.Silo));
 

@@ -29,6 +29,12 @@ public sealed class JobCoordinatorState
     [Id(20)] public string OutputDirectory { get; set; } = "";
     [Id(21)] public bool CancelRequested { get; set; }
 
+    /// <summary>The checkpoint the next plan generation starts from (set by a rescale or a rollback).</summary>
+    [Id(22)] public string? ResumeFrom { get; set; }
+
+    [Id(23)] public List<GenerationChange> GenerationChanges { get; set; } = [];
+    [Id(24)] public List<string> Notices { get; set; } = [];
+
     public PhaseKind? Phase => Status is JobStatus.Running or JobStatus.Evaluating && PhaseIndex < Phases.Count ? Phases[PhaseIndex].Kind : null;
 
     public JobSnapshot Snapshot() => new()
@@ -51,5 +57,7 @@ public sealed class JobCoordinatorState
         DeviceSeconds = DeviceSeconds,
         ChunkWallSeconds = ChunkWallSeconds,
         StepSecondsBySilo = StepSecondsBySilo.ToDictionary(p => p.Key, p => p.Value / Math.Max(1, StepsBySilo.GetValueOrDefault(p.Key))),
+        GenerationChanges = GenerationChanges.ToArray(),
+        Notices = Notices.ToArray(),
     };
 }

@@ -18,6 +18,9 @@ public sealed partial class ReplicaGrain(ITrainingDevice device, SiloIdentity si
     : Grain, IReplicaGrain
 {
     ReplicaAssignment? assignment;
+
+    // The assignment being prepared: a lost member can abort its data plane while the ranks are still joining.
+    ReplicaAssignment? preparing;
     SessionInfo? session;
     long step;
     long lastQueuedFrom = -1;
@@ -37,8 +40,10 @@ public sealed partial class ReplicaGrain(ITrainingDevice device, SiloIdentity si
         // The session lives as long as the job needs it; without this the idle-collection would drop a replica
         // whose only activity is its device executor.
         DelayDeactivation(TimeSpan.FromDays(7));
+        preparing = request;
         session = await device.OpenAsync(request, stopping.Token);
         assignment = request;
+        preparing = null;
         step = session.Step;
         LogPrepared(log, request.SessionKey, silo.Name, step, session.Device);
         return State();
@@ -134,6 +139,18 @@ public sealed partial class ReplicaGrain(ITrainingDevice device, SiloIdentity si
         await resilience.GrainCalls.ExecuteAsync(async _ => await coordinator.EvaluationCompleted(a.Generation, summary, checkpoint, error));
     }
 
+    public Task<string> Checkpoint(long generation) => device.CheckpointAsync(RequireAssignment(generation).SessionKey);
+
+    public Task Abort(long generation, string reason)
+    {
+        if ((assignment ?? preparing) is { } a && a.Generation == generation)
+        {
+            LogAborting(log, a.SessionKey, reason);
+            device.AbortDataPlane(a, reason);
+        }
+        return Task.CompletedTask;
+    }
+
     public async Task<string?> Stop(long generation, bool checkpoint)
     {
         if (assignment is null || assignment.Generation != generation) return null;
@@ -159,6 +176,9 @@ public sealed partial class ReplicaGrain(ITrainingDevice device, SiloIdentity si
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Replica {Session} ready on silo {Silo} at step {Step} ({Device})")]
     static partial void LogPrepared(ILogger logger, string session, string silo, long step, string device);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Replica {Session} aborts its data plane: {Reason}")]
+    static partial void LogAborting(ILogger logger, string session, string reason);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Replica {Session} failed after step {Step}")]
     static partial void LogChunkFailed(ILogger logger, Exception exception, string session, long step);

@@ -5,17 +5,40 @@ namespace Orleans.MoE.Kernels.Comm;
 /// <summary>
 /// Where ranks that live in one process (silos of an in-process cluster) find each other's shared-memory group:
 /// the first rank to arrive under a key (job and plan generation) creates it, the last one to join removes the
-/// key, so a later generation with the same members starts a fresh group.
+/// key, so a later generation with the same members starts a fresh group. A group can be aborted by its key
+/// while ranks are joining or running (a member was lost), so they fail at once instead of at the barrier timeout.
 /// </summary>
 public static class SharedMemoryRendezvous
 {
-    static readonly ConcurrentDictionary<string, (SharedMemoryGroup Group, int[] Joined)> groups = new();
+    static readonly ConcurrentDictionary<string, (SharedMemoryGroup Group, int[] Joined)> joining = new();
+
+    // Groups by key for Abort; weak, so a generation whose ranks have all closed is collected with its tensors.
+    static readonly ConcurrentDictionary<string, WeakReference<SharedMemoryGroup>> live = new();
 
     public static ICommunicator Join(string key, int size, int rank, TimeSpan? timeout = null)
     {
-        var (group, joined) = groups.GetOrAdd(key, _ => (new SharedMemoryGroup(size, timeout), new int[1]));
+        var (group, joined) = joining.GetOrAdd(key, _ => Register(key, new SharedMemoryGroup(size, timeout)));
         if (group.Size != size) throw new ArgumentException($"shared-memory group '{key}' has {group.Size} ranks, rank {rank} expects {size}");
-        if (Interlocked.Increment(ref joined[0]) == size) groups.TryRemove(key, out _);
+        if (Interlocked.Increment(ref joined[0]) == size) joining.TryRemove(key, out _);
         return group.Join(rank);
+    }
+
+    /// <summary>
+    /// Aborts the group under <paramref name="key"/> (every rank's current and next collective throws
+    /// <see cref="CommunicatorAbortedException"/> with <paramref name="cause"/>); false when no such group lives.
+    /// </summary>
+    public static bool Abort(string key, Exception cause)
+    {
+        if (!live.TryGetValue(key, out var weak) || !weak.TryGetTarget(out var group)) return false;
+        group.Abort(cause);
+        return true;
+    }
+
+    static (SharedMemoryGroup, int[]) Register(string key, SharedMemoryGroup group)
+    {
+        foreach (var (k, w) in live)
+            if (!w.TryGetTarget(out _)) live.TryRemove(k, out _);
+        live[key] = new WeakReference<SharedMemoryGroup>(group);
+        return (group, new int[1]);
     }
 }

@@ -1,3 +1,4 @@
+using System.Runtime.ExceptionServices;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -32,11 +33,35 @@ public sealed class TokenExchangeFunction : autograd.SingleTensorFunction<TokenE
         return send.Length == 0 ? exchange.Exchange((Tensor)vars[0]) : exchange.Exchange((Tensor)vars[0], send, receive);
     }
 
+    // libtorch calls backward from native code: an exception must not unwind through its frames. A CPU backward
+    // runs on the thread that called Tensor.backward(), so the failure waits here for that thread to rethrow it.
+    [ThreadStatic] static ExceptionDispatchInfo? backwardFailure;
+
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradient)
     {
         var exchange = (ITokenExchange)ctx.get_data(ExchangeKey);
         var send = (long[])ctx.get_data(SendKey);
-        if (send.Length == 0) return [exchange.Exchange(gradient), null!];
-        return [exchange.Exchange(gradient, (long[])ctx.get_data(ReceiveKey), send), null!, null!, null!];
+        try
+        {
+            if (send.Length == 0) return [exchange.Exchange(gradient), null!];
+            return [exchange.Exchange(gradient, (long[])ctx.get_data(ReceiveKey), send), null!, null!, null!];
+        }
+        catch (CommunicatorAbortedException e)
+        {
+            // The group is dead (a rank failed or was lost): the step is void, so any gradient will do until the
+            // caller rethrows after backward.
+            backwardFailure ??= ExceptionDispatchInfo.Capture(e);
+            long[] shape = [send.Length == 0 ? gradient.shape[0] : send.Sum(), .. gradient.shape[1..]];
+            var zeros = torch.zeros(shape, gradient.dtype, gradient.device);
+            return send.Length == 0 ? [zeros, null!] : [zeros, null!, null!, null!];
+        }
+    }
+
+    /// <summary>Rethrows (once) the communicator failure a backward of this thread swallowed; call after Tensor.backward().</summary>
+    public static void ThrowIfBackwardFailed()
+    {
+        var failure = backwardFailure;
+        backwardFailure = null;
+        failure?.Throw();
     }
 }

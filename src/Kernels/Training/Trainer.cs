@@ -123,6 +123,7 @@ public sealed class Trainer : IDisposable
                 distilled.add_(kd.detach() / micros);
             }
             (total / ((double)micros * world)).backward();
+            TokenExchangeFunction.ThrowIfBackwardFailed();
             ce.add_(loss.detach() / micros);
             aux.add_(auxLoss.detach() / micros);
             z.add_(zLoss.detach() / micros);

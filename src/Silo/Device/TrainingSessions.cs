@@ -25,6 +25,7 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
 
     readonly ConcurrentDictionary<string, TrainingRun> runs = new();
     readonly ConcurrentDictionary<string, RankGroups> groups = new();
+    readonly ConcurrentDictionary<string, ReplicaAssignment> assignments = new();
 
     public Task<byte[]> CreateNcclIdAsync() => executor.RunAsync(() => NcclUniqueId.Create().ToBytes());
 
@@ -48,6 +49,7 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
         if (!runs.TryAdd(assignment.SessionKey, run) && !ReferenceEquals(runs[assignment.SessionKey], run))
             await executor.RunAsync(run.Dispose, CancellationToken.None);
         run = runs[assignment.SessionKey];
+        assignments[assignment.SessionKey] = assignment;
         return new SessionInfo(run.Trainer.Step, run.LastStep, run.Device.ToString(), run.Parameters.Total);
     }
 
@@ -79,14 +81,25 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
         return executor.RunAsync(run.SaveCheckpoint);
     }
 
-    public Task CloseAsync(string sessionKey) =>
-        runs.TryRemove(sessionKey, out var run)
+    public void AbortDataPlane(ReplicaAssignment assignment, string reason)
+    {
+        // Only the in-process group can be aborted from outside its ranks' thread; MPI and NCCL ranks blocked on a
+        // lost peer fail at their own timeouts (MPI: none, the process must be killed).
+        if (assignment.Plan.DataPlane == "shared-memory")
+            SharedMemoryRendezvous.Abort(DataPlaneKey(assignment), new CommunicatorAbortedException(reason));
+    }
+
+    public Task CloseAsync(string sessionKey)
+    {
+        assignments.TryRemove(sessionKey, out _);
+        return runs.TryRemove(sessionKey, out var run)
             ? executor.RunAsync(() =>
             {
                 run.Dispose();
                 if (groups.TryRemove(sessionKey, out var ranks)) ranks.Dispose();
             })
             : Task.CompletedTask;
+    }
 
     /// <summary>This rank's groups for a multi-rank plan (collective with the other ranks), or null for one rank.</summary>
     static RankGroups? JoinDataPlane(ReplicaAssignment assignment, JobConfig config, string device)
@@ -95,7 +108,7 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
         if (plan.Members.Count == 1) return null;
         var world = plan.DataPlane switch
         {
-            "shared-memory" => SharedMemoryRendezvous.Join($"{assignment.JobId}/g{assignment.Generation}", plan.Members.Count, assignment.Rank),
+            "shared-memory" => SharedMemoryRendezvous.Join(DataPlaneKey(assignment), plan.Members.Count, assignment.Rank),
             "mpi" => MpiRanks.World(plan.Members.Count),
             "nccl" => NcclCommunicator.Create(
                 NcclUniqueId.FromBytes(assignment.DataPlaneId ?? throw new InvalidOperationException("an NCCL plan's assignment carries rank 0's unique id")),
@@ -107,6 +120,9 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
             config.Parallel.ProfileCommunication ? new CommunicationClock() : null);
     }
 
+    /// <summary>One group per job and plan generation: a new generation (new members) never meets an old one's ranks.</summary>
+    static string DataPlaneKey(ReplicaAssignment assignment) => $"{assignment.JobId}/g{assignment.Generation}";
+
     /// <summary>Sessions open on this device.</summary>
     public int Count => runs.Count;
 
@@ -115,6 +131,9 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
 
     public void Dispose()
     {
+        // A silo that goes away mid-chunk leaves its ranks in collectives with the other silos' ranks: abort them
+        // first, so that neither this executor (closing the sessions) nor the peers wait for the barrier timeout.
+        foreach (var assignment in assignments.Values) AbortDataPlane(assignment, $"silo {silo.Name} is shutting down");
         foreach (var key in runs.Keys) CloseAsync(key).Wait(TimeSpan.FromSeconds(30));
     }
 

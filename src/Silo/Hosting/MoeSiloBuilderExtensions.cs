@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Orleans.Configuration;
 using Orleans.Hosting;
 using Orleans.MoE.Grains.Device;
 using Orleans.MoE.Grains.Jobs;
@@ -33,6 +34,8 @@ public static class MoeSiloBuilderExtensions
             [SiloMetadataKeys.MemoryBytes] = memory.ToString(System.Globalization.CultureInfo.InvariantCulture),
         });
         silo.AddPlacementDirector<PlanPlacementStrategy, PlanPlacementDirector>();
+        if (options.ProbeTimeoutSeconds > 0)
+            silo.Configure<ClusterMembershipOptions>(o => o.ProbeTimeout = TimeSpan.FromSeconds(options.ProbeTimeoutSeconds));
         if (options.Clustering == "postgres")
         {
             string connection = options.Postgres ?? throw new InvalidOperationException("Moe:Postgres (a connection string) is required for postgres clustering");
@@ -57,6 +60,7 @@ public static class MoeSiloBuilderExtensions
         services.AddSingleton(_ => new ControlPlaneResilience());
         services.AddSingleton(new HeartbeatSettings(TimeSpan.FromSeconds(options.HeartbeatSeconds), dashboardUrl));
         services.AddHostedService<HeartbeatService>();
+        services.AddHostedService<MembershipForwarder>();
         return silo;
     }
 }

@@ -48,6 +48,12 @@ public sealed record MoeSiloOptions
     public double HeartbeatSeconds { get; init; } = 2;
 
     /// <summary>
+    /// Orleans' membership probe timeout in seconds (0 = Orleans' default, 5): a silo that misses three probes is
+    /// declared dead, and the jobs on it roll back and re-plan, so this bounds how long a lost silo stalls a job.
+    /// </summary>
+    public double ProbeTimeoutSeconds { get; init; }
+
+    /// <summary>
     /// One rank of an <c>mpiexec</c> launch: the silo takes its rank's ports (SiloPort + rank, GatewayPort + rank,
     /// HttpPort + rank unless -1), rank 0's silo leads localhost membership, and jobs on these silos exchange
     /// tensors over MPI, plan rank = MPI rank.

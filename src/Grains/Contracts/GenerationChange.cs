@@ -1,0 +1,13 @@
+namespace Orleans.MoE.Grains.Contracts;
+
+/// <summary>One change of a job's plan generation: why, from how many ranks to how many, and what it cost.</summary>
+[GenerateSerializer, Immutable]
+public sealed record GenerationChange(
+    [property: Id(0)] long Generation,
+    [property: Id(1)] int FromRanks,
+    [property: Id(2)] int ToRanks,
+    [property: Id(3)] string Reason,
+    [property: Id(4)] long ResumedAtStep,
+    [property: Id(5)] long StepsRolledBack,
+    [property: Id(6)] double SecondsUntilStepping,
+    [property: Id(7)] string? Checkpoint);

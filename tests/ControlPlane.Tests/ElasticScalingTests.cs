@@ -1,0 +1,156 @@
+using System.Diagnostics;
+using Orleans.MoE.Grains.Contracts;
+using Orleans.MoE.Kernels.Checkpoints;
+using Orleans.MoE.Kernels.Config;
+using Orleans.MoE.Kernels.Training;
+
+namespace Orleans.MoE.ControlPlane.Tests;
+
+/// <summary>
+/// Jobs on a cluster that changes under them: silos join (the job grows at a chunk boundary) and die (the job
+/// rolls back to its last good checkpoint and re-plans on the survivors). Each test has a cluster of its own.
+/// </summary>
+public class ElasticScalingTests
+{
+    static readonly TimeSpan Deadline = TimeSpan.FromMinutes(4);
+
+    // The tolerance of the data plane's equivalence test: 1, 2 or 4 ranks train the one-process model and only the
+    // order of fp32 sums differs, so a rescaled run's losses differ from one that never rescaled by rounding only.
+    const double LossTolerance = 2e-4;
+
+    [Fact]
+    public async Task ATwoSiloJobGrowsToFourWhenSilosJoinThenLeavesADrainedSiloAndKeepsTheLossesOfARunThatNeverRescaled()
+    {
+        var config = WholeRoutingGroups(TinyConfigs.Load("tiny-pr-moe", steps: 20));
+        var expected = OneProcessLosses(config, resumeFrom: null);
+
+        await using var elastic = await ElasticCluster.StartAsync(2);
+        var cluster = elastic.Client.GetGrain<IClusterGrain>(IClusterGrain.Key);
+        string jobId = await cluster.Submit(new JobSubmission
+        {
+            ConfigJson = config.ToJson(),
+            OutputDirectory = TinyConfigs.TempDirectory(),
+            ChunkSteps = 2,
+            Replicas = 2,
+            Scaling = new ScalingPolicy { OnJoin = GrowthPolicy.Grow, MaxReplicas = 4 },
+        });
+        await JobPolling.Until(elastic.Client, jobId, s => s.Status == JobStatus.Running && s.Step >= 2, Deadline);
+        var joining = Stopwatch.StartNew();
+        // One at a time: with the first alone the job stays on 2 ranks (3 do not split the batch of 16), with both it grows.
+        string third = await elastic.AddSiloAsync(), fourth = await elastic.AddSiloAsync();
+        var joined = joining.Elapsed;
+        var grown = await JobPolling.Until(elastic.Client, jobId, s => s.Plan?.Members.Count == 4 || s.Status.IsFinal(), Deadline);
+        var replanned = joining.Elapsed;
+        Assert.Equal(4, grown.Plan!.Members.Count);
+        Assert.Contains(third, grown.Plan.Members.Select(m => m.Silo));
+        Assert.Contains(fourth, grown.Plan.Members.Select(m => m.Silo));
+
+        // Draining one of the four: 3 ranks do not split the batch either, so the job goes on with 2 at the next boundary.
+        Assert.Equal([jobId], await cluster.Drain(third));
+        var drained = await JobPolling.Until(elastic.Client, jobId, s => s.GenerationChanges.Count == 2 || s.Status.IsFinal(), Deadline);
+        Assert.True((await cluster.GetSilos()).Single(s => s.Health.Silo == third).Draining);
+        // What `moe checkpoint JOB` does: one checkpoint of every rank, at the next chunk boundary (an even step).
+        string asked = await elastic.Client.GetGrain<IJobCoordinatorGrain>(jobId).Checkpoint();
+        var state = await JobPolling.Until(elastic.Client, jobId, s => s.Status.IsFinal(), Deadline);
+
+        Assert.True(state.Status == JobStatus.Completed, $"job ended {state.Status}: {state.Error}\n{string.Join('\n', state.Notices)}");
+        Assert.Equal(2, state.GenerationChanges.Count);
+        var (change, shrink) = (state.GenerationChanges[0], state.GenerationChanges[1]);
+        Assert.Equal((2, 4, 0L), (change.FromRanks, change.ToRanks, change.StepsRolledBack));
+        Assert.Equal((4, 2, 0L), (shrink.FromRanks, shrink.ToRanks, shrink.StepsRolledBack));
+        Assert.Contains($"silo {third} is draining", shrink.Reason);
+        Assert.DoesNotContain(third, drained.Plan!.Members.Select(m => m.Silo));
+        Assert.InRange(change.ResumedAtStep, 2, shrink.ResumedAtStep - 1);
+        // The boundary checkpoint each new generation started from is the job's, at the step it resumed at.
+        Assert.EndsWith(CheckpointDirectory.StepName(change.ResumedAtStep), change.Checkpoint);
+        Assert.EndsWith(CheckpointDirectory.StepName(shrink.ResumedAtStep), shrink.Checkpoint);
+        Assert.Contains(asked, state.Checkpoints);
+        Assert.True(CheckpointDirectory.Open(asked).Step % 2 == 0, asked);
+        AssertLosses(expected, state.Losses);
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"grew 2 → 4 at step {change.ResumedAtStep}: silos started in {joined.TotalSeconds:F2} s; the coordinator had the 4-rank plan stepping " +
+            $"{change.SecondsUntilStepping:F2} s after it noticed (checkpoint, stop, prepare 4 ranks); the test saw the 4-rank plan {replanned.TotalSeconds:F2} s after asking for the first silo; " +
+            $"drained 4 → 2 at step {shrink.ResumedAtStep} in {shrink.SecondsUntilStepping:F2} s");
+    }
+
+    [Fact]
+    public async Task KillingASiloMidRunRollsBackToTheLastCheckpointAndRunsEveryLaterStepExactlyOnce()
+    {
+        // 12 steps: the job cannot finish between the test seeing step 3 and the kill, even on starved cores.
+        var tiny = WholeRoutingGroups(TinyConfigs.Load("tiny-pr-moe", steps: 12));
+        var config = tiny with { Training = tiny.Training with { CheckpointInterval = 2 } };
+        var expected = OneProcessLosses(config, resumeFrom: null);
+
+        await using var elastic = await ElasticCluster.StartAsync(2);
+        var cluster = elastic.Client.GetGrain<IClusterGrain>(IClusterGrain.Key);
+        string output = TinyConfigs.TempDirectory();
+        string jobId = await cluster.Submit(new JobSubmission { ConfigJson = config.ToJson(), OutputDirectory = output, ChunkSteps = 3, Replicas = 2 });
+        // Chunks end at steps 3, 6, 9 and checkpoints are at 2, 4, 6, 8, 10: a kill after step 3 is recorded rolls back a step
+        // or more (the chunk in flight never completes: its second rank is gone).
+        var running = await JobPolling.Until(elastic.Client, jobId, s => s.Status == JobStatus.Running && s.Step >= 3, Deadline);
+        // Not the first silo: the in-process cluster's first silo is its membership's seed.
+        string victim = running.Plan!.Members.Select(m => m.Silo).First(s => s != elastic.Cluster.Silos[0].Name);
+        var killed = Stopwatch.StartNew();
+        var kill = elastic.KillSiloAsync(victim);
+        var resumed = await JobPolling.Until(elastic.Client, jobId, s => s.GenerationChanges.Count > 0 || s.Status.IsFinal(), Deadline);
+        var recovered = killed.Elapsed;
+        var state = await JobPolling.Until(elastic.Client, jobId, s => s.Status.IsFinal(), Deadline);
+        await kill;
+
+        Assert.True(state.Status == JobStatus.Completed, $"job ended {state.Status}: {state.Error}\n{string.Join('\n', state.Notices)}");
+        var change = Assert.Single(resumed.GenerationChanges);
+        Assert.Contains($"lost silo {victim}", change.Reason);
+        Assert.Equal((2, 1), (change.FromRanks, change.ToRanks));
+        Assert.Equal(0, change.ResumedAtStep % 2);
+        Assert.EndsWith(CheckpointDirectory.StepName(change.ResumedAtStep), change.Checkpoint);
+        Assert.DoesNotContain(victim, state.Plan!.Members.Select(m => m.Silo));
+        // Every step exactly once: the losses recorded after the checkpoint were forgotten and the steps ran again.
+        AssertLosses(expected, state.Losses);
+
+        // The job's final weights are those of one process resumed from the checkpoint it rolled back to: the
+        // generation after the loss runs one rank, the same arithmetic as that process, so they agree to rounding.
+        string reference = TinyConfigs.TempDirectory();
+        OneProcessLosses(config, change.Checkpoint, reference);
+        AssertSameTensors(state.Checkpoints[^1], Path.Combine(reference, "checkpoints", CheckpointDirectory.StepName(config.Training.Steps)));
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"killed {victim} at step ≥ {running.Step}: rolled back {change.StepsRolledBack} steps to step {change.ResumedAtStep}; the 1-rank plan was stepping " +
+            $"{change.SecondsUntilStepping:F2} s after the coordinator noticed the loss and {recovered.TotalSeconds:F2} s after the kill");
+    }
+
+    static JobConfig WholeRoutingGroups(JobConfig tiny) =>
+        // Routing groups of 2 sequences: each rank's share of the batch of 16 is whole groups on 1, 2 or 4 ranks.
+        tiny with { Moe = tiny.Moe with { RoutingGroupTokens = 256 } };
+
+    static List<double> OneProcessLosses(JobConfig config, string? resumeFrom, string? output = null)
+    {
+        using var run = TrainingRun.Create(config, TinyConfigs.Options(output ?? TinyConfigs.TempDirectory()) with { ResumeFrom = resumeFrom });
+        return run.Run(null, CancellationToken.None).Losses.ToList();
+    }
+
+    static void AssertLosses(IReadOnlyList<double> expected, IReadOnlyList<double> actual)
+    {
+        Assert.Equal(expected.Count, actual.Count);
+        for (int i = 0; i < expected.Count; i++)
+            Assert.True(Math.Abs(actual[i] - expected[i]) < LossTolerance, $"step {i + 1}: {actual[i]:F6} on the elastic cluster vs {expected[i]:F6} in one process");
+    }
+
+    static void AssertSameTensors(string actualCheckpoint, string expectedCheckpoint)
+    {
+        var actual = CheckpointDirectory.Open(actualCheckpoint);
+        var expected = CheckpointDirectory.Open(expectedCheckpoint);
+        var files = expected.Files.Keys.Where(f => f.EndsWith(".safetensors", StringComparison.Ordinal)).Order().ToArray();
+        Assert.Equal(files, actual.Files.Keys.Where(f => f.EndsWith(".safetensors", StringComparison.Ordinal)).Order());
+        foreach (var file in files)
+        {
+            using var a = actual.ReadTensors(file);
+            using var e = expected.ReadTensors(file);
+            Assert.Equal(e.Tensors.Keys.Order(), a.Tensors.Keys.Order());
+            foreach (var (name, tensor) in e.Tensors)
+            {
+                double difference = (a.Tensors[name] - tensor).abs().max().item<float>();
+                // Same rank count, device and seed streams: only thread scheduling of fp32 sums can differ.
+                Assert.True(difference < 1e-5, $"{file}/{name} differs by {difference}");
+            }
+        }
+    }
+}
