@@ -27,6 +27,10 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
     readonly ConcurrentDictionary<string, RankGroups> groups = new();
     readonly ConcurrentDictionary<string, ReplicaAssignment> assignments = new();
 
+    // NCCL communicators this silo created for a session: aborted when the job loses a peer, destroyed on close
+    // (an MPI world or a shared-memory group belongs to the process or the rendezvous, not to a session).
+    readonly ConcurrentDictionary<string, NcclCommunicator> ncclWorlds = new();
+
     public Task<byte[]> CreateNcclIdAsync() => executor.RunAsync(() => NcclUniqueId.Create().ToBytes());
 
     public async Task<SessionInfo> OpenAsync(ReplicaAssignment assignment, CancellationToken cancellation)
@@ -83,10 +87,12 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
 
     public void AbortDataPlane(ReplicaAssignment assignment, string reason)
     {
-        // Only the in-process group can be aborted from outside its ranks' thread; MPI and NCCL ranks blocked on a
-        // lost peer fail at their own timeouts (MPI: none, the process must be killed).
+        // Shared-memory groups and NCCL communicators can be aborted from outside their ranks' threads; MPI ranks
+        // blocked on a lost peer wait until their processes are killed (MPI_Abort ends the whole launch).
         if (assignment.Plan.DataPlane == "shared-memory")
             SharedMemoryRendezvous.Abort(DataPlaneKey(assignment), new CommunicatorAbortedException(reason));
+        else if (ncclWorlds.TryGetValue(assignment.SessionKey, out var nccl))
+            nccl.Abort(new CommunicatorAbortedException(reason));
     }
 
     public Task CloseAsync(string sessionKey)
@@ -97,12 +103,13 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
             {
                 run.Dispose();
                 if (groups.TryRemove(sessionKey, out var ranks)) ranks.Dispose();
+                if (ncclWorlds.TryRemove(sessionKey, out var nccl)) nccl.Dispose();
             })
             : Task.CompletedTask;
     }
 
     /// <summary>This rank's groups for a multi-rank plan (collective with the other ranks), or null for one rank.</summary>
-    static RankGroups? JoinDataPlane(ReplicaAssignment assignment, JobConfig config, string device)
+    RankGroups? JoinDataPlane(ReplicaAssignment assignment, JobConfig config, string device)
     {
         var plan = assignment.Plan;
         if (plan.Members.Count == 1) return null;
@@ -110,7 +117,7 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
         {
             "shared-memory" => SharedMemoryRendezvous.Join(DataPlaneKey(assignment), plan.Members.Count, assignment.Rank),
             "mpi" => MpiRanks.World(plan.Members.Count),
-            "nccl" => NcclCommunicator.Create(
+            "nccl" => ncclWorlds[assignment.SessionKey] = NcclCommunicator.Create(
                 NcclUniqueId.FromBytes(assignment.DataPlaneId ?? throw new InvalidOperationException("an NCCL plan's assignment carries rank 0's unique id")),
                 assignment.Rank, plan.Members.Count, TorchRuntime.ResolveDevice(device).index is var i and >= 0 ? i : 0),
             _ => throw new NotSupportedException($"plan generation {plan.Generation} names an unknown data plane '{plan.DataPlane}'"),
