@@ -214,7 +214,7 @@ public sealed partial class JobCoordinatorGrain
         _ = TryStartCore();
     }
 
-    /// <summary>Once the new generation's ranks are stepping: how long the change took, kept with the job.</summary>
+    /// <summary>Once the new generation's ranks are prepared (stepping starts next): how long the change took, kept with the job.</summary>
     void RecordGenerationChange()
     {
         if (change is not { } c || S.Plan is not { } plan) return;

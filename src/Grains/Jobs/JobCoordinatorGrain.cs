@@ -125,6 +125,8 @@ public sealed partial class JobCoordinatorGrain(
         arrivals.Clear();
         S.PhaseIndex = 0;
         drives = true;
+        // Recorded (and saved with the status) as soon as the new ranks are ready, before the first chunk.
+        RecordGenerationChange();
         await SetStatus(JobStatus.Running, null);
         await Advance();
     }
@@ -148,7 +150,6 @@ public sealed partial class JobCoordinatorGrain(
                         // Grain references are taken on the activation's thread; a Polly retry may run elsewhere.
                         await Task.WhenAll(S.Plan.Members.Select(Replica).Select(replica =>
                             resilience.GrainCalls.ExecuteAsync(async _ => await replica.BeginSteps(generation, from, count)).AsTask()));
-                        RecordGenerationChange();
                         return;
                     }
                 case PhaseKind.Evaluate:
@@ -158,7 +159,6 @@ public sealed partial class JobCoordinatorGrain(
                         long generation = S.Plan!.Generation;
                         await Task.WhenAll(S.Plan.Members.Select(Replica).Select(replica =>
                             resilience.GrainCalls.ExecuteAsync(async _ => await replica.BeginEvaluation(generation)).AsTask()));
-                        RecordGenerationChange();
                     }
                     return;
                 default:

