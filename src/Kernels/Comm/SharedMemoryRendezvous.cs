@@ -17,7 +17,10 @@ public static class SharedMemoryRendezvous
 
     public static ICommunicator Join(string key, int size, int rank, TimeSpan? timeout = null)
     {
-        var (group, joined) = joining.GetOrAdd(key, _ => Register(key, new SharedMemoryGroup(size, timeout)));
+        // GetOrAdd may build a group more than once when ranks arrive together; only the one it keeps is registered
+        // for Abort, by every rank that joins it (registering inside the factory could register a discarded one).
+        var (group, joined) = joining.GetOrAdd(key, _ => (new SharedMemoryGroup(size, timeout), new int[1]));
+        Register(key, group);
         if (group.Size != size) throw new ArgumentException($"shared-memory group '{key}' has {group.Size} ranks, rank {rank} expects {size}");
         if (Interlocked.Increment(ref joined[0]) == size) joining.TryRemove(key, out _);
         return group.Join(rank);
@@ -34,11 +37,10 @@ public static class SharedMemoryRendezvous
         return true;
     }
 
-    static (SharedMemoryGroup, int[]) Register(string key, SharedMemoryGroup group)
+    static void Register(string key, SharedMemoryGroup group)
     {
         foreach (var (k, w) in live)
             if (!w.TryGetTarget(out _)) live.TryRemove(k, out _);
         live[key] = new WeakReference<SharedMemoryGroup>(group);
-        return (group, new int[1]);
     }
 }
