@@ -13,7 +13,7 @@ public sealed record ReplicaAssignment
     [Id(6)] public long? StopAfter { get; init; }
     [Id(7)] public string? Device { get; init; }
 
-    /// <summary>The plan this replica belongs to (expert shards to report loads to, later the data-plane groups).</summary>
+    /// <summary>The plan this replica belongs to: its data plane and groups, and the expert shards it reports loads to.</summary>
     [Id(8)] public required ExecutionPlan Plan { get; init; }
 
     /// <summary>The data plane's rendezvous for this generation (NCCL: rank 0's unique id); null when none is needed.</summary>
