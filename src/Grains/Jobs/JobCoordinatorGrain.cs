@@ -270,7 +270,7 @@ public sealed partial class JobCoordinatorGrain(
                 yield return e;
                 after = e.Sequence;
             }
-            if (S.Status.IsFinal() && after >= events.LastSequence) yield break;
+            if (events.HasFinished && after >= events.LastSequence) yield break;
             await next.WaitAsync(cancellation);
         }
     }

@@ -16,11 +16,18 @@ public sealed class JobEventLog
 
     public long LastSequence => sequence;
 
+    /// <summary>
+    /// Whether the Finished event is in the log. Watchers end on it, not on the final status: the status is set (and
+    /// saved, an await) before the Finished event with the summary is appended, and a watcher must not stop between.
+    /// </summary>
+    public bool HasFinished { get; private set; }
+
     public JobEvent Append(JobEventKind kind, JobStatus status, PhaseKind? phase, StepReport? step = null, string? message = null, string? summaryJson = null)
     {
         var e = new JobEvent { Sequence = ++sequence, Kind = kind, Status = status, Phase = phase, Step = step, Message = message, SummaryJson = summaryJson };
         if (events.Count == Capacity) events.RemoveRange(0, Capacity / 10);
         events.Add(e);
+        HasFinished |= kind == JobEventKind.Finished;
         var signal = changed;
         changed = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
         signal.TrySetResult();
