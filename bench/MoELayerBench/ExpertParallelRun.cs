@@ -43,7 +43,7 @@ public static class ExpertParallelRun
         foreach (var (target, ds2, ds4, tutel4, large) in Rows)
         {
             var shape = gpu ? target : target.Scaled(16);
-            var results = OnRanks(communicators, (comm, rank) => Measure(comm, rank, layout, shape, gpu, dtype, warmup, iterations));
+            var results = ThreadRanks.Run(communicators, comm => Measure(comm, comm.Rank, layout, shape, gpu, dtype, warmup, iterations));
             double peer = gpu ? (ranks == 2 ? ds2 : ranks == 4 ? Math.Min(ds4, tutel4) : double.NaN) : double.NaN;
             double goal = peer / (large ? 1.5 : 3);
             var slowest = results.MaxBy(r => r.TrainMs)!;
@@ -130,27 +130,5 @@ public static class ExpertParallelRun
         var expected = whole.forward(x);
         var actual = parallel.forward(x);
         return ((actual - expected).abs().max() / expected.abs().max().clamp_min(1e-12)).item<float>();
-    }
-
-    static T[] OnRanks<T>(ICommunicator[] communicators, Func<ICommunicator, int, T> body)
-    {
-        var results = new T[communicators.Length];
-        var failures = new Exception?[communicators.Length];
-        var threads = communicators.Select((c, rank) => new Thread(() =>
-        {
-            try
-            {
-                results[rank] = body(c, rank);
-            }
-            catch (Exception e)
-            {
-                failures[rank] = e;
-            }
-        })
-        { IsBackground = true, Name = $"ep-rank-{rank}" }).ToArray();
-        foreach (var t in threads) t.Start();
-        foreach (var t in threads) t.Join();
-        if (failures.FirstOrDefault(f => f is not null) is { } failure) throw new AggregateException("a rank failed", failure);
-        return results;
     }
 }

@@ -1,6 +1,8 @@
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using Orleans.MoE.Grains.Contracts;
+using Orleans.Runtime;
 
 namespace Orleans.MoE.ControlPlane.Tests;
 
@@ -37,6 +39,32 @@ internal sealed class ClientHost(IHost host) : IAsyncDisposable
                 await Task.Delay(1000, cancellation);
             }
         }
+    }
+
+    /// <summary>
+    /// Waits until Orleans membership has exactly the silos named and each has reported its device to the cluster
+    /// grain; fails the test with what it last saw when <paramref name="deadline"/> passes or the silos die.
+    /// </summary>
+    public async Task WaitForSilosAsync(string[] names, TimeSpan deadline, Func<bool> gaveUp, Func<string> diagnostics, CancellationToken cancellation)
+    {
+        var until = DateTime.UtcNow + deadline;
+        string last = "";
+        while (DateTime.UtcNow < until && !gaveUp())
+        {
+            try
+            {
+                var hosts = await Grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
+                var reported = (await Grains.GetGrain<IClusterGrain>(IClusterGrain.Key).GetSilos()).Where(s => s.Active).Select(s => s.Health.Silo).ToHashSet();
+                last = $"{hosts.Count} active in membership; cluster grain sees [{string.Join(", ", reported)}]";
+                if (hosts.Count == names.Length && names.All(reported.Contains)) return;
+            }
+            catch (Exception e) when (e is OrleansException or TimeoutException or SiloUnavailableException)
+            {
+                last = e.Message;
+            }
+            await Task.Delay(1000, cancellation);
+        }
+        Assert.Fail($"the {names.Length} silos did not all join ({last})\n{diagnostics()}");
     }
 
     public async ValueTask DisposeAsync()

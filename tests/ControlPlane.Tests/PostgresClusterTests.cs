@@ -19,7 +19,7 @@ public class PostgresClusterTests
 {
     const int Silos = 3;
     const int Steps = 6;
-    static readonly TimeSpan JoinDeadline = TimeSpan.FromSeconds(120);
+    internal static readonly TimeSpan JoinDeadline = TimeSpan.FromSeconds(120);
     static readonly TimeSpan JobDeadline = TimeSpan.FromMinutes(4);
 
     [Fact]
@@ -77,7 +77,7 @@ public class PostgresClusterTests
             var config = TinyConfigs.Load("tiny-pr-moe", steps: Steps);
             await using (var client = await ConnectAsync(connection, silos, Diagnostics, cancellation))
             {
-                await WaitForSilos(client, names, silos, Diagnostics, cancellation);
+                await client.WaitForSilosAsync(names, JoinDeadline, () => silos.Any(s => s.HasExited), Diagnostics, cancellation);
                 var cluster = client.Grains.GetGrain<IClusterGrain>(IClusterGrain.Key);
                 jobId = await cluster.Submit(new JobSubmission { ConfigJson = config.ToJson(), OutputDirectory = TinyConfigs.TempDirectory(), ChunkSteps = 2 });
                 var job = client.Grains.GetGrain<IJobCoordinatorGrain>(jobId);
@@ -97,7 +97,7 @@ public class PostgresClusterTests
             StartSilos();
             await using (var client = await ConnectAsync(connection, silos, Diagnostics, cancellation))
             {
-                await WaitForSilos(client, names, silos, Diagnostics, cancellation);
+                await client.WaitForSilosAsync(names, JoinDeadline, () => silos.Any(s => s.HasExited), Diagnostics, cancellation);
                 var state = await client.Grains.GetGrain<IJobCoordinatorGrain>(jobId).GetState();
                 Assert.Equal(JobStatus.Completed, state.Status);
                 Assert.Equal(Steps, state.Step);
@@ -191,28 +191,4 @@ public class PostgresClusterTests
                 o.ServiceId = new MoeSiloOptions().ServiceId;
             });
         }, JoinDeadline, () => silos.Any(s => s.HasExited), diagnostics, cancellation);
-
-    /// <summary>Waits until Orleans membership has exactly the silos' processes active and each has reported its device.</summary>
-    internal static async Task WaitForSilos(ClientHost client, string[] names, List<SiloProcess> silos, Func<string> diagnostics, CancellationToken cancellation)
-    {
-        var grains = client.Grains;
-        var deadline = DateTime.UtcNow + JoinDeadline;
-        string last = "";
-        while (DateTime.UtcNow < deadline && !silos.Any(s => s.HasExited))
-        {
-            try
-            {
-                var hosts = await grains.GetGrain<IManagementGrain>(0).GetHosts(onlyActive: true);
-                var reported = (await grains.GetGrain<IClusterGrain>(IClusterGrain.Key).GetSilos()).Where(s => s.Active).Select(s => s.Health.Silo).ToHashSet();
-                last = $"{hosts.Count} active in membership; cluster grain sees [{string.Join(", ", reported)}]";
-                if (hosts.Count == names.Length && names.All(reported.Contains)) return;
-            }
-            catch (Exception e) when (e is OrleansException or TimeoutException or SiloUnavailableException)
-            {
-                last = e.Message;
-            }
-            await Task.Delay(1000, cancellation);
-        }
-        Assert.Fail($"the {names.Length} silos did not all join ({last})\n{diagnostics()}");
-    }
 }

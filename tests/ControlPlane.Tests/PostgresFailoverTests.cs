@@ -57,7 +57,7 @@ public class PostgresFailoverTests
         try
         {
             await using var client = await PostgresClusterTests.ConnectAsync(connection, silos, Diagnostics, cancellation);
-            await PostgresClusterTests.WaitForSilos(client, names, silos, Diagnostics, cancellation);
+            await client.WaitForSilosAsync(names, PostgresClusterTests.JoinDeadline, () => silos.Any(s => s.HasExited), Diagnostics, cancellation);
             string output = TinyConfigs.TempDirectory();
             string jobId = await client.Grains.GetGrain<IClusterGrain>(IClusterGrain.Key)
                 .Submit(new JobSubmission { ConfigJson = config.ToJson(), OutputDirectory = output, ChunkSteps = 2 });

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.Extensions.Logging;
 using Orleans.MoE.Grains.Contracts;
 using Orleans.MoE.Grains.Planning;
+using Orleans.MoE.Kernels.Checkpoints;
 using Orleans.MoE.Kernels.Config;
 using Polly;
 
@@ -106,8 +107,7 @@ public sealed partial class JobCoordinatorGrain
         if (checkpointRequest is not null && TrainingStepsLeft)
         {
             long generation = S.Plan!.Generation;
-            var written = await Task.WhenAll(S.Plan.Members.Select(Replica).Select(replica =>
-                resilience.GrainCalls.ExecuteAsync(async _ => await replica.Checkpoint(generation)).AsTask()));
+            var written = await OnEveryRank(replica => replica.Checkpoint(generation));
             S.Checkpoints.Add(written[0]);
             Notice($"checkpoint at step {S.Step} (asked for): {written[0]}");
             AnswerCheckpointRequest();
@@ -123,8 +123,7 @@ public sealed partial class JobCoordinatorGrain
     {
         var old = S.Plan!;
         long generation = old.Generation;
-        var written = await Task.WhenAll(old.Members.Select(Replica).Select(replica =>
-            resilience.GrainCalls.ExecuteAsync(async _ => await replica.Stop(generation, checkpoint: true)).AsTask()));
+        var written = await OnEveryRank(replica => replica.Stop(generation, checkpoint: true));
         S.ResumeFrom = written[0] ?? throw new InvalidOperationException($"rank 0 of generation {generation} wrote no checkpoint");
         S.Checkpoints.Add(S.ResumeFrom);
         change = (change ?? new PendingChange(reason, Stopwatch.GetTimestamp(), old.Members.Count, 0, null)) with { Checkpoint = S.ResumeFrom };
@@ -171,7 +170,7 @@ public sealed partial class JobCoordinatorGrain
             // Steps after the checkpoint run again on the next generation: their first record is forgotten, so
             // the losses hold every step exactly once.
             S.Losses.RemoveRange((int)(to - first), (int)(S.Step - to));
-            S.Checkpoints.RemoveAll(c => RollbackPoint.StepOf(c) > to);
+            S.Checkpoints.RemoveAll(c => CheckpointDirectory.StepOf(c) > to);
             S.ResumeFrom = own ? rollback.Path : S.Submission!.ResumeFrom;
             S.Step = to;
             Notice($"rolled back from step {recorded} to step {to} ({S.ResumeFrom ?? "the job's start"})");

@@ -147,9 +147,7 @@ public sealed partial class JobCoordinatorGrain(
                         int count = ChunkSizer.Next(S.Submission!.ChunkSteps, mean, phase.UntilStep - S.Step);
                         chunkStartedAt = lastChunkArrivedAt ?? Stopwatch.GetTimestamp();
                         long from = S.Step, generation = S.Plan!.Generation;
-                        // Grain references are taken on the activation's thread; a Polly retry may run elsewhere.
-                        await Task.WhenAll(S.Plan.Members.Select(Replica).Select(replica =>
-                            resilience.GrainCalls.ExecuteAsync(async _ => await replica.BeginSteps(generation, from, count)).AsTask()));
+                        await OnEveryRank(replica => replica.BeginSteps(generation, from, count));
                         return;
                     }
                 case PhaseKind.Evaluate:
@@ -157,8 +155,7 @@ public sealed partial class JobCoordinatorGrain(
                     {
                         // Every rank evaluates (the experts are spread over them); rank 0 reports the result.
                         long generation = S.Plan!.Generation;
-                        await Task.WhenAll(S.Plan.Members.Select(Replica).Select(replica =>
-                            resilience.GrainCalls.ExecuteAsync(async _ => await replica.BeginEvaluation(generation)).AsTask()));
+                        await OnEveryRank(replica => replica.BeginEvaluation(generation));
                     }
                     return;
                 default:
@@ -249,8 +246,7 @@ public sealed partial class JobCoordinatorGrain(
             long generation = S.Plan.Generation;
             // Stop is idempotent: a retry after a lost reply finds the session closed and returns null. With several
             // ranks every one takes part in the checkpoint (each holds some experts), so they stop together.
-            var written = await Task.WhenAll(S.Plan.Members.Select(Replica).Select(replica =>
-                resilience.GrainCalls.ExecuteAsync(async _ => await replica.Stop(generation, checkpoint: true)).AsTask()));
+            var written = await OnEveryRank(replica => replica.Stop(generation, checkpoint: true));
             if (written[0] is { } checkpoint) S.Checkpoints.Add(checkpoint);
         }
         await Finish(JobStatus.Cancelled, "cancelled");
@@ -282,8 +278,7 @@ public sealed partial class JobCoordinatorGrain(
         AnswerCheckpointRequest();
         events.Append(JobEventKind.Finished, status, null, S.LastStep, S.Error ?? message, S.SummaryJson);
         if (status == JobStatus.Completed && S.Plan is { } plan)
-            await Task.WhenAll(plan.Members.Select(Replica).Select(replica =>
-                resilience.GrainCalls.ExecuteAsync(async _ => await replica.Stop(plan.Generation, checkpoint: false)).AsTask()));
+            await OnEveryRank(replica => replica.Stop(plan.Generation, checkpoint: false));
         await OnCluster(async (cluster, job) =>
         {
             await cluster.ReleaseSilos(job);
@@ -318,6 +313,16 @@ public sealed partial class JobCoordinatorGrain(
     Task Save() => resilience.Storage.ExecuteAsync(async _ => await store.WriteStateAsync()).AsTask();
 
     IClusterGrain Cluster => GrainFactory.GetGrain<IClusterGrain>(IClusterGrain.Key);
+
+    /// <summary>
+    /// Calls every rank of the current plan at once through the retrying pipeline. The grain references are taken
+    /// here, on the activation's thread: a Polly retry may continue elsewhere, where GrainFactory is unavailable.
+    /// </summary>
+    Task<T[]> OnEveryRank<T>(Func<IReplicaGrain, Task<T>> call) =>
+        Task.WhenAll(S.Plan!.Members.Select(Replica).ToArray().Select(replica => resilience.GrainCalls.ExecuteAsync(async _ => await call(replica)).AsTask()));
+
+    Task OnEveryRank(Func<IReplicaGrain, Task> call) =>
+        Task.WhenAll(S.Plan!.Members.Select(Replica).ToArray().Select(replica => resilience.GrainCalls.ExecuteAsync(async _ => await call(replica)).AsTask()));
 
     IReplicaGrain Replica(PlanMember member) => GrainFactory.GetGrain<IReplicaGrain>(PlanKey.Replica(S.JobId, S.Plan!.Generation, member.Rank, member.Silo));
 

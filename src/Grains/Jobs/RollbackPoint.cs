@@ -1,4 +1,3 @@
-using System.Globalization;
 using Orleans.MoE.Kernels.Checkpoints;
 
 namespace Orleans.MoE.Grains.Jobs;
@@ -18,16 +17,9 @@ public sealed record RollbackPoint(string? Path, long? Step, IReadOnlyList<strin
         // losses are not in the record, so resuming there would leave a gap.
         var usable = scan.Valid.LastOrDefault(c => c.Step <= recordedStep);
         var skipped = scan.Skipped
-            .Where(s => StepOf(s.Path) is { } step && step <= recordedStep && step > (usable?.Step ?? -1))
+            .Where(s => CheckpointDirectory.StepOf(s.Path) is { } step && step <= recordedStep && step > (usable?.Step ?? -1))
             .Select(s => $"checkpoint {s.Path} is damaged and was skipped: {s.Reason}")
             .ToArray();
         return new RollbackPoint(usable?.Path, usable?.Step, skipped);
-    }
-
-    /// <summary>The step of a "…/step-000123" checkpoint path, or null for other names.</summary>
-    public static long? StepOf(string path)
-    {
-        string name = System.IO.Path.GetFileName(path.TrimEnd(System.IO.Path.DirectorySeparatorChar));
-        return name.StartsWith("step-", StringComparison.Ordinal) && long.TryParse(name.AsSpan(5), NumberStyles.None, CultureInfo.InvariantCulture, out long step) ? step : null;
     }
 }

@@ -1,5 +1,6 @@
 using Orleans.MoE.Kernels.Comm;
 using Orleans.MoE.Kernels.Config;
+using Orleans.MoE.Kernels.Training;
 
 namespace Orleans.MoE.Grains.Planning;
 
@@ -19,16 +20,12 @@ public static class ElasticWorld
 
     static bool Fits(JobConfig config, int world)
     {
-        var t = config.Training;
-        if (t.BatchSize % world != 0) return false;
-        int rows = t.BatchSize / world, micro = t.MicroBatchSize > 0 ? Math.Min(t.MicroBatchSize, rows) : rows;
-        if (rows % micro != 0) return false;
-        int groupTokens = config.Moe.RoutingGroupTokens;
-        if (groupTokens > 0 && micro * config.Model.ContextLength % groupTokens != 0) return false;
         try
         {
+            int micro = RankBatch.For(config.Training, world).MicroBatch;
             ParallelLayout.For(config.Parallel, world);
-            return true;
+            int groupTokens = config.Moe.RoutingGroupTokens;
+            return groupTokens == 0 || micro * config.Model.ContextLength % groupTokens == 0;
         }
         catch (ConfigException)
         {

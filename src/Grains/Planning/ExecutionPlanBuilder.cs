@@ -25,10 +25,7 @@ public static class ExecutionPlanBuilder
             return Enumerable.Range(0, world / size).Select(g => new ExpertParallelGroup(c, Enumerable.Range(g * size, size).ToArray()));
         }).ToArray();
         var layers = moeLayers.Select((layer, i) =>
-        {
-            int experts = counts[i], perRank = layout.ShardOf(0, experts).Count;
-            return new LayerExperts(layer, experts, Enumerable.Range(0, experts).Select(e => e / perRank).ToArray());
-        }).ToArray();
+            new LayerExperts(layer, counts[i], Enumerable.Range(0, counts[i]).Select(e => layout.FirstHolder(counts[i], e)).ToArray())).ToArray();
         return new ExecutionPlan
         {
             Generation = generation,

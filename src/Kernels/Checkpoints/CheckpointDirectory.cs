@@ -69,11 +69,14 @@ public sealed partial class CheckpointDirectory
                     path, name, $"has SHA-256 {actual.Sha256}, the manifest says {expected.Sha256}");
         }
 
-        var match = StepDirectoryName().Match(System.IO.Path.GetFileName(path));
-        long? step = match.Success && long.TryParse(match.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out long s)
-            ? s
-            : null;
-        return new CheckpointDirectory(path, step, manifest.Files);
+        return new CheckpointDirectory(path, StepOf(path), manifest.Files);
+    }
+
+    /// <summary>The step of a ".../step-000123" checkpoint path, or null for other names.</summary>
+    public static long? StepOf(string path)
+    {
+        var match = StepDirectoryName().Match(System.IO.Path.GetFileName(path.TrimEnd(System.IO.Path.DirectorySeparatorChar)));
+        return match.Success && long.TryParse(match.Groups[1].Value, NumberStyles.None, CultureInfo.InvariantCulture, out long step) ? step : null;
     }
 
     /// <summary>

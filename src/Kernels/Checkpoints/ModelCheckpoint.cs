@@ -95,7 +95,7 @@ public sealed class ModelCheckpoint
                 int total = moe.Router.Settings.Experts;
                 for (int expert = 0; expert < total; expert++)
                 {
-                    int owner = ranks is null ? 0 : FirstHolder(ranks, total, expert);
+                    int owner = ranks?.Layout.FirstHolder(total, expert) ?? 0;
                     var tensors = owner == 0 ? local.Select(t => t.Tensor[expert - moe.Experts.FirstExpert]).ToArray() : Receive(ranks!, owner, local);
                     writer.WriteTensors(ExpertFile(moe.LayerIndex, expert), local.Select((t, i) => (t.Name, tensors[i])).ToDictionary(t => t.Name, t => t.Item2));
                 }
@@ -105,9 +105,6 @@ public sealed class ModelCheckpoint
         ranks?.World.Barrier();
         return written;
     }
-
-    /// <summary>The rank that writes expert <paramref name="expert"/>: its holder in the first expert-parallel group.</summary>
-    static int FirstHolder(RankGroups ranks, int experts, int expert) => expert / ranks.Layout.ShardOf(0, experts).Count;
 
     /// <summary>The six tensors saved per expert, as [local experts, …] stacks, in file order.</summary>
     static (string Name, Tensor Tensor)[] ExpertState(GptModel model, AdamWOptimizer optimizer, ExpertBank bank)
@@ -133,7 +130,7 @@ public sealed class ModelCheckpoint
             var local = ExpertState(model, optimizer, moe.Experts);
             for (int expert = 0; expert < total; expert++)
             {
-                if (FirstHolder(ranks, total, expert) != ranks.Rank) continue;
+                if (ranks.Layout.FirstHolder(total, expert) != ranks.Rank) continue;
                 foreach (var (_, tensor) in local) ranks.World.Send(tensor[expert - moe.Experts.FirstExpert], 0);
             }
         }

@@ -38,11 +38,8 @@ public sealed record ParallelLayout(int WorldSize, int MaxExpertParallel, int No
         return new ExpertShard(rank % ep * perRank, perRank, experts);
     }
 
-    /// <summary>The rank's position in its expert-parallel group (the colour of its expert-data-parallel group).</summary>
-    public int ExpertParallelRank(int rank, int experts) => rank % ExpertParallelSize(experts);
-
-    /// <summary>Which expert-parallel group the rank is in (the colour of that group).</summary>
-    public int ExpertParallelGroup(int rank, int experts) => rank / ExpertParallelSize(experts);
+    /// <summary>The rank of the first expert-parallel group that holds <paramref name="expert"/> (its replicas sit at the same position of the other groups).</summary>
+    public int FirstHolder(int experts, int expert) => expert / ShardOf(0, experts).Count;
 
     /// <summary>
     /// Whether tokens of an expert-parallel group of this size cross nodes in two steps: only when the group spans

@@ -58,8 +58,11 @@ public sealed class RankGroups : IDisposable
 
     /// <summary>The groups of a job's model: the layout from its parallel section, the expert counts from its MoE layers.</summary>
     public static RankGroups ForJob(ICommunicator world, Config.JobConfig config, int reportedNodeSize = 0) =>
-        Create(world, ParallelLayout.For(config.Parallel, world.Size, reportedNodeSize),
-            config.Moe.Experts.ForLayers(config.Moe.Layers.Resolve(config.Model.Layers).Count),
+        ForJob(world, config, ParallelLayout.For(config.Parallel, world.Size, reportedNodeSize));
+
+    /// <summary>The groups of a job's model laid out as a plan says (the control plane decided the layout).</summary>
+    public static RankGroups ForJob(ICommunicator world, Config.JobConfig config, ParallelLayout layout) =>
+        Create(world, layout, config.Moe.Experts.ForLayers(config.Moe.Layers.Resolve(config.Model.Layers).Count),
             config.Parallel.ProfileCommunication ? new CommunicationClock() : null);
 
     public ExpertShard ShardOf(int experts) => Layout.ShardOf(Rank, experts);

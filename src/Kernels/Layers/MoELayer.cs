@@ -90,8 +90,9 @@ public sealed class MoELayer : nn.Module<Tensor, Tensor>
         using (var counts = torch.tensor(sizes).view(sizes.Length, 1).to(buffer.device))
         using (var arrived = exchange.Exchange(counts))
             received = arrived.cpu().data<long>().ToArray(); // [source rank, local expert]
-        var send = Enumerable.Range(0, ranks).Select(r => sizes.Skip(r * local).Take(local).Sum()).ToArray();
-        var receive = Enumerable.Range(0, ranks).Select(r => received.Skip(r * local).Take(local).Sum()).ToArray();
+        long[] PerRank(long[] perExpert) => perExpert.Chunk(local).Select(c => c.Sum()).ToArray();
+        var send = PerRank(sizes);
+        var receive = PerRank(received);
         var mine = TokenExchangeFunction.Apply(buffer, exchange, send, receive);
         var (byExpert, expertSizes) = ExpertOrder(received, ranks, local);
         using var order = torch.tensor(byExpert, device: buffer.device);
@@ -103,8 +104,7 @@ public sealed class MoELayer : nn.Module<Tensor, Tensor>
     /// <summary>Row indices that turn (source rank, local expert) chunks into (local expert, source rank) order.</summary>
     static (long[] Order, long[] ExpertSizes) ExpertOrder(long[] counts, int ranks, int local)
     {
-        var offsets = new long[counts.Length];
-        for (int i = 1; i < counts.Length; i++) offsets[i] = offsets[i - 1] + counts[i - 1];
+        var offsets = RowSplits.Offsets(counts);
         var order = new List<long>((int)counts.Sum());
         var expertSizes = new long[local];
         for (int e = 0; e < local; e++)

@@ -41,12 +41,7 @@ public sealed class Trainer : IDisposable
         this.ranks = ranks;
         var t = config.Training;
         int world = ranks?.Size ?? 1;
-        if (t.BatchSize % world != 0)
-            throw new ConfigException("training.batch_size", $"{t.BatchSize} sequences cannot be split evenly over {world} ranks");
-        rankRows = t.BatchSize / world;
-        microBatch = t.MicroBatchSize > 0 ? Math.Min(t.MicroBatchSize, rankRows) : rankRows;
-        if (rankRows % microBatch != 0)
-            throw new ConfigException("training.micro_batch_size", $"{microBatch} does not divide the {rankRows} sequences each of the {world} ranks trains on");
+        (rankRows, microBatch) = RankBatch.For(t, world);
         if (ranks is not null) synchronizer = new GradientSynchronizer(model, ranks);
         schedule = new LearningRateSchedule(t.LearningRate, t.MinLearningRate, t.WarmupSteps, t.Steps);
         var named = model.named_parameters().ToArray();

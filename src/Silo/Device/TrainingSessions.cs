@@ -123,8 +123,7 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
             _ => throw new NotSupportedException($"plan generation {plan.Generation} names an unknown data plane '{plan.DataPlane}'"),
         };
         var layout = new ParallelLayout(plan.Members.Count, plan.MaxExpertParallel, plan.NodeSize, plan.HierarchicalAllToAll);
-        return RankGroups.Create(world, layout, config.Moe.Experts.ForLayers(config.Moe.Layers.Resolve(config.Model.Layers).Count),
-            config.Parallel.ProfileCommunication ? new CommunicationClock() : null);
+        return RankGroups.ForJob(world, config, layout);
     }
 
     /// <summary>One group per job and plan generation: a new generation (new members) never meets an old one's ranks.</summary>
