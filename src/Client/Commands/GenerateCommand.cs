@@ -40,17 +40,19 @@ internal static class GenerateCommand
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var text = new System.Text.StringBuilder();
             int tokens = 0;
+            FinishReason? finish = null;
             bool asJson = parse.GetValue(json);
             string text0 = parse.GetValue(prompt)!;
             if (!asJson) Console.Write(text0);
             foreach (var piece in generator.Generate(text0, options))
             {
-                tokens++;
+                if (piece.Token is not null) tokens++;
+                finish = piece.Finish ?? finish;
                 text.Append(piece.Text);
                 if (!asJson) Console.Write(piece.Text);
             }
             if (asJson)
-                Console.WriteLine(JsonSerializer.Serialize(new { prompt = text0, completion = text.ToString(), tokens, seconds = clock.Elapsed.TotalSeconds }, JsonOutput.Options));
+                Console.WriteLine(JsonSerializer.Serialize(new { prompt = text0, completion = text.ToString(), tokens, finish_reason = finish?.ToString().ToLowerInvariant(), seconds = clock.Elapsed.TotalSeconds }, JsonOutput.Options));
             else
                 Console.WriteLine();
             return 0;

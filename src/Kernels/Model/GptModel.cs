@@ -90,25 +90,31 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
 
     public override Tensor forward(Tensor tokens) => Forward(tokens, RoutingContext.Inference, null, null);
 
-    /// <summary>tokens [B, T] (int64) → logits [B, T, V] in fp32.</summary>
-    public Tensor Forward(Tensor tokens, RoutingContext routing, MoEStatistics? statistics, KvCache? cache)
+    /// <summary>
+    /// tokens [B, T] (int64) → logits [B, T, V] in fp32. With a cache the tokens follow each row's cached positions
+    /// (rows may stand at different positions); without one they start at position 0.
+    /// </summary>
+    public Tensor Forward(Tensor tokens, RoutingContext routing, MoEStatistics? statistics, IKvCache? cache)
     {
         long t = tokens.shape[1];
-        long offset = cache?.Length ?? 0;
         foreach (var moe in MoeLayers)
         {
             moe.Context = routing;
             moe.Statistics = statistics;
         }
+        var positions = cache?.Positions(t, tokens.device) ?? torch.arange(t, device: tokens.device).unsqueeze(0);
         var x = wte.index_select(0, tokens.flatten()).view(tokens.shape[0], t, -1).to_type(ComputeType);
         if (wpe is not null)
         {
-            if (offset + t > Config.ContextLength)
-                throw new ArgumentException($"positions {offset}..{offset + t - 1} exceed model.context_length = {Config.ContextLength}");
-            x = x + wpe.narrow(0, offset, t).to_type(ComputeType);
+            long end = cache?.End(t) ?? t;
+            if (end > Config.ContextLength)
+                throw new ArgumentException($"positions up to {end - 1} exceed model.context_length = {Config.ContextLength}");
+            // Training (no cache) reads the table as one slice, whose backward is a plain copy rather than a scatter.
+            var table = cache is null ? wpe.narrow(0, 0, t).unsqueeze(0) : wpe.index_select(0, positions.flatten()).view(positions.shape[0], t, -1);
+            x = x + table.to_type(ComputeType);
         }
         if (training && Config.Dropout > 0) x = nn.functional.dropout(x, Config.Dropout, training);
-        foreach (var block in blocks) x = block.Forward(x, cache);
+        foreach (var block in blocks) x = block.Forward(x, cache, positions);
         cache?.Advance(t);
         x = lnF.forward(x);
         return nn.functional.linear(x, (lmHead ?? wte).to_type(x.dtype)).to_type(ScalarType.Float32);

@@ -34,6 +34,12 @@ public sealed class TopKRouter : nn.Module
     /// <summary>Lay dropless buffers out packed (grouped expert GEMMs) rather than padded to the largest load.</summary>
     public bool PackDropless { get; set; } = true;
 
+    /// <summary>
+    /// Serving routes every token to its experts, whatever the configured capacity: with a capacity, which tokens drop
+    /// depends on the other tokens in the call, so a request's output would change with what it is batched with.
+    /// </summary>
+    public bool NeverDrop { get; set; }
+
     /// <summary>Tests turn this off to compare the general sort-based path with the scan path.</summary>
     internal bool AllowScanPath { get; set; } = true;
 
@@ -42,6 +48,7 @@ public sealed class TopKRouter : nn.Module
     {
         long n = x.shape[0];
         if (n % groups != 0) throw new ArgumentException($"{n} tokens do not split into {groups} routing groups");
+        if (NeverDrop && !training) return ScanRouter.Route(x, weight, settings with { DropTokens = false }, groups, false, PackDropless);
         bool random = training && (settings.Noise != RouterNoise.None || (settings.TopK == 2 && settings.SecondExpertSampling) || (settings.DropTokens && settings.UseRts));
         if (!random && AllowScanPath) return ScanRouter.Route(x, weight, settings, groups, training, PackDropless);
         return RouteWithSort(x, groups, context);

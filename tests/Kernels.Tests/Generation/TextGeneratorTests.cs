@@ -27,12 +27,25 @@ public class TextGeneratorTests
     }
 
     [Fact]
-    public void GenerationRunsPastTheContextWindow()
+    public void GenerationEndsWithLengthWhenTheContextIsFull()
     {
         using var model = TinyModel();
-        var ids = new TextGenerator(model, new ByteTokenizer(), torch.CPU)
+        // Context 24, prompt 3 (byte tokenizer): 21 positions to feed back, plus the last token sampled (never fed).
+        var events = new TextGenerator(model, new ByteTokenizer(), torch.CPU)
             .Generate("abc", new SamplingOptions { MaxTokens = 60, Temperature = 1.0, Seed = 1 }).ToList();
-        Assert.InRange(ids.Count, 1, 60);
+        Assert.InRange(events.Count(e => e.Token is not null), 1, 22);
+        Assert.True(events[^1].Finish is FinishReason.Length or FinishReason.Stop);
+        Assert.All(events[..^1], e => Assert.Null(e.Finish));
+    }
+
+    [Fact]
+    public void APromptLongerThanTheContextKeepsItsEnd()
+    {
+        using var model = TinyModel();
+        var events = new TextGenerator(model, new ByteTokenizer(), torch.CPU)
+            .Generate(new string('x', 40), new SamplingOptions { MaxTokens = 5, Temperature = 0 }).ToList();
+        Assert.Equal(24 / 2, events[^1].PromptTokens); // the newest half of the context
+        Assert.InRange(events.Count(e => e.Token is not null), 1, 5);
     }
 
     [Fact]
