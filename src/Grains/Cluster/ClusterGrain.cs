@@ -39,6 +39,43 @@ public sealed partial class ClusterGrain(
         return jobId;
     }
 
+    public async Task<DeploymentState> Deploy(DeploymentSpec spec)
+    {
+        spec.Validate();
+        var deployment = GrainFactory.GetGrain<IDeploymentGrain>(spec.Name);
+        var active = ActiveSilos();
+        if (S.SilosByDeployment.TryGetValue(spec.Name, out var held))
+            return await deployment.Start(spec, held.Select((silo, i) => Member(active, silo, i)).ToArray());
+        var free = FreeSilos(active);
+        if (free.Count < spec.Replicas)
+            throw new InvalidOperationException($"model '{spec.Name}' needs {spec.Replicas} free silo(s) for its replicas; {free.Count} are free (start silos, or undeploy or cancel something)");
+        var chosen = free.Take(spec.Replicas).Select(a => a.Name).ToList();
+        S.SilosByDeployment[spec.Name] = chosen;
+        await Save();
+        try
+        {
+            return await deployment.Start(spec, chosen.Select((silo, i) => Member(active, silo, i)).ToArray());
+        }
+        catch
+        {
+            S.SilosByDeployment.Remove(spec.Name);
+            await Save();
+            throw;
+        }
+    }
+
+    public Task<IReadOnlyList<string>> ListDeployments() => Task.FromResult<IReadOnlyList<string>>(S.SilosByDeployment.Keys.Order(StringComparer.Ordinal).ToArray());
+
+    public async Task<bool> Undeploy(string name)
+    {
+        if (!S.SilosByDeployment.ContainsKey(name)) return false;
+        await GrainFactory.GetGrain<IDeploymentGrain>(name).Stop();
+        S.SilosByDeployment.Remove(name);
+        await Save();
+        StartQueuedJobs();
+        return true;
+    }
+
     public Task<IReadOnlyList<JobListing>> ListJobs() => Task.FromResult<IReadOnlyList<JobListing>>(S.Jobs.ToArray());
 
     public Task Heartbeat(SiloHealth report)
@@ -137,7 +174,8 @@ public sealed partial class ClusterGrain(
                 Health = h,
                 HeartbeatAgeSeconds = h.At == DateTimeOffset.MinValue ? double.PositiveInfinity : (now - h.At).TotalSeconds,
                 Active = a.Name is not null,
-                RunningJob = S.SilosByJob.FirstOrDefault(p => p.Value.Contains(name)).Key,
+                RunningJob = S.SilosByJob.FirstOrDefault(p => p.Value.Contains(name)).Key
+                    ?? S.SilosByDeployment.Where(p => p.Value.Contains(name)).Select(p => "serve/" + p.Key).FirstOrDefault(),
                 Draining = S.Drained.Contains(name),
                 Grains = grains.GetValueOrDefault(name) ?? [],
             };
@@ -203,10 +241,10 @@ public sealed partial class ClusterGrain(
         }
     }
 
-    /// <summary>Active silos whose metadata is known, not drained and held by no job, by name.</summary>
+    /// <summary>Active silos whose metadata is known, not drained and held by no job or deployment, by name.</summary>
     List<ActiveSilo> FreeSilos(IReadOnlyList<ActiveSilo> active)
     {
-        var busy = S.SilosByJob.Values.SelectMany(s => s).ToHashSet();
+        var busy = S.SilosByJob.Values.Concat(S.SilosByDeployment.Values).SelectMany(s => s).ToHashSet();
         return active.Where(a => a.Known && !busy.Contains(a.Name) && !S.Drained.Contains(a.Name)).OrderBy(a => a.Name, StringComparer.Ordinal).ToList();
     }
 

@@ -42,6 +42,19 @@ public interface IClusterGrain : IGrainWithStringKey
     /// </summary>
     Task MembershipChanged(long version);
 
+    /// <summary>
+    /// Reserves one free silo per replica and starts loading the deployment there (it answers while loading; watch
+    /// its state). Throws when too few silos are free: a deployment is not queued like a job.
+    /// </summary>
+    Task<DeploymentState> Deploy(DeploymentSpec spec);
+
+    /// <summary>Names of the deployed models.</summary>
+    [AlwaysInterleave]
+    Task<IReadOnlyList<string>> ListDeployments();
+
+    /// <summary>Unloads a deployment and frees its silos; false when no such model is deployed.</summary>
+    Task<bool> Undeploy(string name);
+
     /// <summary>Marks a silo not assignable and tells the jobs on it to re-plan without it; returns those jobs.</summary>
     Task<IReadOnlyList<string>> Drain(string silo);
 }

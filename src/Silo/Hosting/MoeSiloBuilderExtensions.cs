@@ -16,7 +16,7 @@ namespace Orleans.MoE.Silo.Hosting;
 public static class MoeSiloBuilderExtensions
 {
     /// <summary>
-    /// Adds the device executor and training sessions for <paramref name="options"/>' device, publishes the silo's
+    /// Adds the device executor, training and serving sessions for <paramref name="options"/>' device, publishes the silo's
     /// node, device and memory as silo metadata, registers plan placement and the resilience pipelines, and stores
     /// job records in PostgreSQL (Clustering "postgres") or in memory.
     /// </summary>
@@ -57,6 +57,8 @@ public static class MoeSiloBuilderExtensions
         services.AddSingleton(_ => new DeviceExecutor(identity.Device));
         services.AddSingleton(sp => new TrainingSessions(sp.GetRequiredService<DeviceExecutor>(), identity, options.CacheDirectory ?? TrainingSessions.DefaultCache()));
         services.AddSingleton<ITrainingDevice>(sp => sp.GetRequiredService<TrainingSessions>());
+        services.AddSingleton(sp => new ServingSessions(sp.GetRequiredService<DeviceExecutor>(), identity));
+        services.AddSingleton<IServingDevice>(sp => sp.GetRequiredService<ServingSessions>());
         services.AddSingleton(_ => new ControlPlaneResilience());
         services.AddSingleton(new HeartbeatSettings(TimeSpan.FromSeconds(options.HeartbeatSeconds), dashboardUrl));
         services.AddHostedService<HeartbeatService>();

@@ -8,13 +8,14 @@ using Microsoft.Extensions.Logging;
 using Orleans.Configuration;
 using Orleans.Dashboard;
 using Orleans.Hosting;
+using Orleans.MoE.Silo.Inference;
 using Orleans.MoE.Silo.MoeView;
 
 namespace Orleans.MoE.Silo.Hosting;
 
 /// <summary>
 /// Builds one silo process's host: an Orleans silo for one device, and (unless HttpPort is -1) a web server with the
-/// Orleans Dashboard at /dashboard and the MoE view at /moe.
+/// Orleans Dashboard at /dashboard, the MoE view at /moe and the completions API at /v1.
 /// </summary>
 public static class MoeSiloHost
 {
@@ -60,6 +61,7 @@ public static class MoeSiloHost
         app.UseMiddleware<AuthTokenMiddleware>();
         app.MapOrleansDashboard("/dashboard");
         app.MapMoeView("/moe");
+        app.MapCompletions();
         app.MapGet("/", () => Microsoft.AspNetCore.Http.Results.Redirect("/moe"));
         return app;
     }

@@ -6,7 +6,8 @@ using Orleans.MoE.Silo.Hosting;
 namespace Orleans.MoE.Silo.MoeView;
 
 /// <summary>
-/// Optional protection of /dashboard and /moe by a shared token (the Orleans Dashboard has no auth of its own):
+/// Optional protection of /dashboard, /moe and the completions API (/v1) by a shared token (the Orleans Dashboard
+/// has no auth of its own; OpenAI clients send their key as a Bearer header):
 /// "?token=…" once (it sets a cookie so the page's own requests pass), or an "Authorization: Bearer …" header.
 /// </summary>
 public sealed class AuthTokenMiddleware(RequestDelegate next, MoeSiloOptions options)
@@ -16,7 +17,7 @@ public sealed class AuthTokenMiddleware(RequestDelegate next, MoeSiloOptions opt
     public async Task InvokeAsync(HttpContext context)
     {
         if (string.IsNullOrEmpty(options.AuthToken)
-            || !(context.Request.Path.StartsWithSegments("/dashboard") || context.Request.Path.StartsWithSegments("/moe")))
+            || !(context.Request.Path.StartsWithSegments("/dashboard") || context.Request.Path.StartsWithSegments("/moe") || context.Request.Path.StartsWithSegments("/v1")))
         {
             await next(context);
             return;

@@ -1,0 +1,35 @@
+namespace Orleans.MoE.Grains.Contracts;
+
+/// <summary>What a client asks the cluster to serve: a checkpoint under a model name, and how many replicas of it.</summary>
+[GenerateSerializer, Immutable]
+public sealed record DeploymentSpec
+{
+    /// <summary>The model name clients ask for (OpenAI's "model"); letters, digits, '.', '-' and '_'.</summary>
+    [Id(0)] public required string Name { get; init; }
+
+    /// <summary>Checkpoint folder on the silos' machines.</summary>
+    [Id(1)] public required string Checkpoint { get; init; }
+
+    /// <summary>Data-parallel replicas, one silo each.</summary>
+    [Id(2)] public int Replicas { get; init; } = 1;
+
+    /// <summary>Requests a replica decodes together (its KV-cache slots).</summary>
+    [Id(3)] public int MaxBatch { get; init; } = 8;
+
+    /// <summary>Requests a replica holds waiting for a slot; one more is answered "busy".</summary>
+    [Id(4)] public int QueueLimit { get; init; } = 32;
+
+    /// <summary>Device override ("cpu", "cuda"); null = the silo's device.</summary>
+    [Id(5)] public string? Device { get; init; }
+
+    /// <summary>Throws ArgumentException naming the field when a value is out of range.</summary>
+    public void Validate()
+    {
+        if (string.IsNullOrEmpty(Name) || !Name.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '-' or '_'))
+            throw new ArgumentException($"name: '{Name}' must be letters, digits, '.', '-' or '_'", nameof(Name));
+        if (string.IsNullOrEmpty(Checkpoint)) throw new ArgumentException("checkpoint: a checkpoint folder is required", nameof(Checkpoint));
+        if (Replicas < 1) throw new ArgumentException($"replicas: {Replicas} must be at least 1", nameof(Replicas));
+        if (MaxBatch < 1) throw new ArgumentException($"max_batch: {MaxBatch} must be at least 1", nameof(MaxBatch));
+        if (QueueLimit < 0) throw new ArgumentException($"queue_limit: {QueueLimit} must be ≥ 0", nameof(QueueLimit));
+    }
+}

@@ -1,0 +1,94 @@
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Orleans.MoE.Grains.Contracts;
+using Orleans.MoE.Kernels.Checkpoints;
+using Orleans.MoE.Kernels.Generation;
+using Orleans.MoE.Kernels.Training;
+using Orleans.MoE.Silo.Hosting;
+using TorchSharp;
+
+namespace Orleans.MoE.ControlPlane.Tests;
+
+/// <summary>
+/// A silo process's host with its web server on a free loopback port, and a tiny PR-MoE checkpoint (trained a few
+/// steps on the Brown corpus) deployed on it as "tiny" with a small batch and queue, so the bound is easy to reach.
+/// </summary>
+public sealed class ServingFixture : IAsyncLifetime
+{
+    public const string Model = "tiny";
+    public const int MaxBatch = 4;
+    public const int QueueLimit = 4;
+
+    IHost host = null!;
+
+    public string BaseUrl { get; private set; } = "";
+    public string Checkpoint { get; private set; } = "";
+    public IGrainFactory Grains => host.Services.GetRequiredService<IGrainFactory>();
+
+    public async ValueTask InitializeAsync()
+    {
+        var config = TinyConfigs.Load("tiny-pr-moe", steps: 4);
+        using (var run = TrainingRun.Create(config, TinyConfigs.Options(TinyConfigs.TempDirectory())))
+            Checkpoint = run.Run(null, CancellationToken.None).Checkpoint!;
+
+        int http = FreePort(), silo = FreePort();
+        var options = new MoeSiloOptions { Name = "serving-silo", Device = "cpu", SiloPort = silo, PrimarySiloPort = silo, GatewayPort = FreePort(), HttpPort = http, HeartbeatSeconds = 1 };
+        host = MoeSiloHost.Build(options);
+        await host.StartAsync();
+        BaseUrl = $"http://127.0.0.1:{http}";
+
+        var cluster = Grains.GetGrain<IClusterGrain>(IClusterGrain.Key);
+        var spec = new DeploymentSpec { Name = Model, Checkpoint = Checkpoint, MaxBatch = MaxBatch, QueueLimit = QueueLimit };
+        // The silo becomes assignable with its first heartbeat.
+        var until = DateTime.UtcNow.AddMinutes(1);
+        while (true)
+        {
+            try
+            {
+                await cluster.Deploy(spec);
+                break;
+            }
+            catch (InvalidOperationException) when (DateTime.UtcNow < until)
+            {
+                await Task.Delay(250);
+            }
+        }
+        var deployment = Grains.GetGrain<IDeploymentGrain>(Model);
+        DeploymentState state;
+        while ((state = await deployment.GetState()).Status == DeploymentStatus.Loading) await Task.Delay(100);
+        if (state.Status != DeploymentStatus.Ready) throw new InvalidOperationException($"deployment {state.Status}: {state.Error}");
+    }
+
+    /// <summary>What one request gives when run alone in this process, on the checkpoint the silo serves.</summary>
+    public string Alone(string prompt, SamplingOptions options)
+    {
+        lock (this)
+        {
+            if (local is null)
+            {
+                var saved = ModelCheckpoint.Open(Checkpoint);
+                local = new TextGenerator(saved.LoadModel(torch.CPU), saved.Tokenizer, torch.CPU);
+            }
+            return string.Concat(local.Generate(prompt, options).Select(e => e.Text));
+        }
+    }
+
+    TextGenerator? local;
+
+    public async Task<ReplicaLoad> Load() => (await Grains.GetGrain<IDeploymentGrain>(Model).GetState()).Loads.Single();
+
+    public async ValueTask DisposeAsync()
+    {
+        await host.StopAsync(TimeSpan.FromSeconds(10));
+        host.Dispose();
+    }
+
+    static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
