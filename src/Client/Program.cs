@@ -8,6 +8,7 @@ var root = new RootCommand("Orleans.MoE: train, distil and serve Mixture-of-Expe
     DistillCommand.Create(),
     EvalCommand.Create(),
     GenerateCommand.Create(),
+    ServeCommand.Create(),
     UpCommand.Create(),
     SubmitCommand.Create(),
     WatchCommand.Create(),

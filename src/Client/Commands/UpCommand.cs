@@ -40,20 +40,7 @@ internal static class UpCommand
                 AnsiConsole.MarkupLine($"[green]{count} silo(s) up[/] (gateway localhost:{cluster.Silos[0].GatewayPort}). Dashboard: [link]{url}/dashboard[/]  MoE view: [link]{url}/moe[/]");
                 AnsiConsole.MarkupLine("Ctrl+C stops the cluster.");
             }
-            var stopped = new TaskCompletionSource();
-            Console.CancelKeyPress += (_, e) =>
-            {
-                e.Cancel = true;
-                stopped.TrySetResult();
-            };
-            using var registration = cancellation.Register(() => stopped.TrySetResult());
-            // `kill` (SIGTERM) stops the cluster as cleanly as Ctrl+C does.
-            using var terminate = System.Runtime.InteropServices.PosixSignalRegistration.Create(System.Runtime.InteropServices.PosixSignal.SIGTERM, context =>
-            {
-                context.Cancel = true;
-                stopped.TrySetResult();
-            });
-            await stopped.Task;
+            await ForegroundWait.UntilStopped(cancellation);
             return 0;
         }));
         return command;
