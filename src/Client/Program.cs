@@ -9,6 +9,7 @@ var root = new RootCommand("Orleans.MoE: train, distil and serve Mixture-of-Expe
     EvalCommand.Create(),
     GenerateCommand.Create(),
     ServeCommand.Create(),
+    UndeployCommand.Create(),
     UpCommand.Create(),
     SubmitCommand.Create(),
     WatchCommand.Create(),
