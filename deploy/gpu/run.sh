@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Runs the moe console (or the MoE benchmark) on a GPU host that has PyTorch but no .NET and no network.
 #
-#   deploy/gpu/run.sh package [moe|bench|comm]  here: publish framework-dependent builds without the CPU libtorch,
+#   deploy/gpu/run.sh package [moe|bench|comm|gen]  here: publish framework-dependent builds without the CPU libtorch,
 #                                      pack the .NET and ASP.NET Core runtimes (the console hosts silos) and the cached
 #                                      Brown corpus into .gpu/ (git-ignored); one of moe/bench keeps the tree under
 #                                      the device tool's 64 MiB; `all` (the default) is moe and bench, comm goes alone
 #   deploy/gpu/run.sh moe ARGS...      there: unpack the runtime, point TorchSharp at PyTorch's libtorch, run moe
 #   deploy/gpu/run.sh bench ARGS...    there: the same for bench/MoELayerBench
 #   deploy/gpu/run.sh comm ARGS...     there: the same for bench/CommBench (NCCL all-to-all; --check for correctness)
+#   deploy/gpu/run.sh gen ARGS...      there: the same for bench/GenerationBench (decode latency; package gen alone)
 #
 # With the device tool: run `deploy/gpu/run.sh package` here, then call the device with carry [".gpu"] and a
 # command such as `deploy/gpu/run.sh moe doctor --json`.
@@ -27,6 +28,9 @@ package() {
   if [ "$what" = comm ]; then
     dotnet publish "$root/bench/CommBench/CommBench.csproj" -c Release -r linux-x64 --self-contained false -p:MoeGpu=true -o "$gpu/comm" --nologo -v q
   fi
+  if [ "$what" = gen ]; then
+    dotnet publish "$root/bench/GenerationBench/GenerationBench.csproj" -c Release -r linux-x64 --self-contained false -p:MoeGpu=true -o "$gpu/gen" --nologo -v q
+  fi
   # Only the managed assemblies and libLibTorchSharp.so travel; the GPU host's PyTorch supplies libtorch.
   find "$gpu" -name 'libtorch*.so' ! -name 'libLibTorchSharp.so' -delete
   find "$gpu" \( -name 'libc10*.so' -o -name 'libgomp*' -o -name 'libshm.so' -o -name 'lib*backend*.so' -o -name 'libaoti*.so' \) -delete
@@ -37,7 +41,7 @@ package() {
   tar -C "$dotnet_root" -cJf "$gpu/dotnet-runtime.tar.xz" "${parts[@]}"
   if { [ "$what" = all ] || [ "$what" = moe ]; } && [ -d "$root/.cache/brown" ]; then mkdir -p "$gpu/cache" && cp -r "$root/.cache/brown" "$gpu/cache/"; fi
   # Everything travels compressed: the device tool carries at most 64 MiB.
-  for part in moe bench comm cache; do
+  for part in moe bench comm gen cache; do
     if [ -d "$gpu/$part" ]; then tar -C "$gpu" -cJf "$gpu/$part.tar.xz" "$part" && rm -rf "${gpu:?}/$part"; fi
   done
   du -sh "$gpu"
@@ -47,7 +51,7 @@ prepare_remote() {
   export DOTNET_ROOT=/tmp/dotnet-moe
   if [ ! -x "$DOTNET_ROOT/dotnet" ]; then mkdir -p "$DOTNET_ROOT" && tar -C "$DOTNET_ROOT" -xJf "$gpu/dotnet-runtime.tar.xz"; fi
   unpacked=/tmp/moe-gpu
-  for part in moe bench comm cache; do
+  for part in moe bench comm gen cache; do
     if [ -f "$gpu/$part.tar.xz" ] && [ ! -d "$unpacked/$part" ]; then mkdir -p "$unpacked" && tar -C "$unpacked" -xJf "$gpu/$part.tar.xz"; fi
   done
   export PATH="$DOTNET_ROOT:$PATH" DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1
@@ -74,7 +78,8 @@ case "${1:-}" in
   bench) shift; prepare_remote "$@"; exec dotnet "$unpacked/bench/MoELayerBench.dll" "$@" ;;
   # Expandable segments made rank 0's first allocation after NCCL's setup fail ("operation not permitted" in
   # ExpandableSegment::map) on a 2-H200 host; the plain allocator passes every check (bench/results/comm-a2a-h200.md).
+  gen) shift; prepare_remote "$@"; exec dotnet "$unpacked/gen/GenerationBench.dll" "$@" ;;
   comm) shift; export PYTORCH_CUDA_ALLOC_CONF="${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:False}"; prepare_remote
     exec dotnet "$unpacked/comm/CommBench.dll" "$@" ;;
-  *) echo "usage: deploy/gpu/run.sh package [moe|bench|comm] | moe ARGS... | bench ARGS... | comm ARGS..." >&2; exit 2 ;;
+  *) echo "usage: deploy/gpu/run.sh package [moe|bench|comm|gen] | moe ARGS... | bench ARGS... | comm ARGS... | gen ARGS..." >&2; exit 2 ;;
 esac

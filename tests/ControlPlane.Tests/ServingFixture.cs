@@ -5,7 +5,6 @@ using Microsoft.Extensions.Hosting;
 using Orleans.MoE.Grains.Contracts;
 using Orleans.MoE.Kernels.Checkpoints;
 using Orleans.MoE.Kernels.Generation;
-using Orleans.MoE.Kernels.Training;
 using Orleans.MoE.Silo.Hosting;
 using TorchSharp;
 
@@ -34,9 +33,7 @@ public class ServingFixture : IAsyncLifetime
 
     public async ValueTask InitializeAsync()
     {
-        var config = TinyConfigs.Load("tiny-pr-moe", steps: 4);
-        using (var run = TrainingRun.Create(config, TinyConfigs.Options(TinyConfigs.TempDirectory())))
-            Checkpoint = run.Run(null, CancellationToken.None).Checkpoint!;
+        Checkpoint = TinyConfigs.ServingCheckpoint.Value;
 
         int primary = FreePort();
         for (int i = 0; i < silos; i++)

@@ -27,6 +27,13 @@ internal static class TinyConfigs
         Device = "cpu",
     };
 
+    /// <summary>A tiny PR-MoE checkpoint trained for 4 steps (once per test process) for the serving tests.</summary>
+    public static readonly Lazy<string> ServingCheckpoint = new(() =>
+    {
+        using var run = TrainingRun.Create(Load("tiny-pr-moe", steps: 4), Options(TempDirectory()));
+        return run.Run(null, CancellationToken.None).Checkpoint!;
+    });
+
     public static string TempDirectory()
     {
         string path = Path.Combine(Path.GetTempPath(), "moe-tests", Guid.NewGuid().ToString("N"));

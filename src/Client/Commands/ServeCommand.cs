@@ -19,6 +19,7 @@ internal static class ServeCommand
         var checkpoint = new Argument<string>("checkpoint") { Description = "Checkpoint folder" };
         var name = new Option<string?>("--name") { Description = "Model name clients ask for (default: the checkpoint's job name)" };
         var replicas = new Option<int>("--replicas") { Description = "Data-parallel replicas, one silo each", DefaultValueFactory = _ => 1 };
+        var maxReplicas = new Option<int>("--max-replicas") { Description = "Grow up to this many replicas as silos join (0 = stay at --replicas); lost replicas are replaced either way" };
         var maxBatch = new Option<int>("--max-batch") { Description = "Requests a replica decodes together", DefaultValueFactory = _ => 8 };
         var queueLimit = new Option<int>("--queue-limit") { Description = "Requests a replica holds waiting; more are answered 429 busy", DefaultValueFactory = _ => 32 };
         var port = new Option<int>("--http-port") { Description = "HTTP port of the first silo (others count up)", DefaultValueFactory = _ => 8080 };
@@ -29,7 +30,7 @@ internal static class ServeCommand
         var cluster = new ClusterOptions();
         var command = new Command("serve", "Serve a checkpoint: POST /v1/completions, GET /v1/models, GET /health")
         {
-            checkpoint, name, replicas, maxBatch, queueLimit, port, token, onCluster, device, json,
+            checkpoint, name, replicas, maxReplicas, maxBatch, queueLimit, port, token, onCluster, device, json,
         };
         cluster.AddTo(command);
         command.SetAction((parse, cancellation) => CommandRunner.RunAsync(parse.GetValue(json), async () =>
@@ -41,6 +42,7 @@ internal static class ServeCommand
                 Name = parse.GetValue(name) ?? saved.Config.Name,
                 Checkpoint = folder,
                 Replicas = parse.GetValue(replicas),
+                MaxReplicas = parse.GetValue(maxReplicas),
                 MaxBatch = parse.GetValue(maxBatch),
                 QueueLimit = parse.GetValue(queueLimit),
                 Device = parse.GetValue(device),

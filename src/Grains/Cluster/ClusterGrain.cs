@@ -64,6 +64,23 @@ public sealed partial class ClusterGrain(
         }
     }
 
+    public async Task<IReadOnlyList<PlanMember>> ResizeDeployment(string name, int count)
+    {
+        if (!S.SilosByDeployment.TryGetValue(name, out var held)) return [];
+        var active = ActiveSilos();
+        var alive = active.Select(a => a.Name).ToHashSet();
+        // Jobs waiting for silos come first: a deployment only replaces or grows into silos nobody queues for.
+        var free = S.Queue.Count == 0 ? FreeSilos(active).Select(a => a.Name) : [];
+        var chosen = held.Where(s => alive.Contains(s) && !S.Drained.Contains(s)).Concat(free).Take(count).ToList();
+        if (!chosen.SequenceEqual(held))
+        {
+            S.SilosByDeployment[name] = chosen;
+            await Save();
+            StartQueuedJobs();
+        }
+        return chosen.Select((s, i) => Member(active, s, i)).ToArray();
+    }
+
     public Task<IReadOnlyList<string>> ListDeployments() => Task.FromResult<IReadOnlyList<string>>(S.SilosByDeployment.Keys.Order(StringComparer.Ordinal).ToArray());
 
     public async Task<bool> Undeploy(string name)
@@ -109,7 +126,9 @@ public sealed partial class ClusterGrain(
         }
         var jobs = S.SilosByJob.Where(p => p.Value.Contains(silo)).Select(p => p.Key).ToArray();
         foreach (var job in jobs) _ = Tell(job);
-        return jobs;
+        var deployments = S.SilosByDeployment.Where(p => p.Value.Contains(silo)).Select(p => p.Key).ToArray();
+        foreach (var deployment in deployments) _ = TellDeployment(deployment);
+        return [.. jobs, .. deployments.Select(d => "serve/" + d)];
     }
 
     public Task<JobSiloView> ViewFor(string jobId)
@@ -217,11 +236,25 @@ public sealed partial class ClusterGrain(
         if (S.Queue.Count > 0) _ = GrainFactory.GetGrain<IJobCoordinatorGrain>(S.Queue[0]).TryStart();
     }
 
-    /// <summary>Tells every job that holds silos (not awaited: they call back for their view) and pokes the queue.</summary>
+    /// <summary>Tells every job and deployment that holds silos (not awaited: they call back) and pokes the queue.</summary>
     void NotifyJobs()
     {
         foreach (var job in S.SilosByJob.Keys) _ = Tell(job);
+        foreach (var deployment in S.SilosByDeployment.Keys) _ = TellDeployment(deployment);
         StartQueuedJobs();
+    }
+
+    async Task TellDeployment(string name)
+    {
+        var deployment = GrainFactory.GetGrain<IDeploymentGrain>(name);
+        try
+        {
+            await resilience.GrainCalls.ExecuteAsync(async _ => await deployment.ClusterChanged());
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogTellFailed(log, e, "serve/" + name);
+        }
     }
 
     /// <summary>

@@ -22,6 +22,15 @@ public sealed record DeploymentSpec
     /// <summary>Device override ("cpu", "cuda"); null = the silo's device.</summary>
     [Id(5)] public string? Device { get; init; }
 
+    /// <summary>
+    /// Grow up to this many replicas as silos join (while no job waits for silos); 0 = stay at <see cref="Replicas"/>.
+    /// Either way a lost replica is replaced when a silo is free.
+    /// </summary>
+    [Id(6)] public int MaxReplicas { get; init; }
+
+    /// <summary>The replicas the deployment asks the cluster for.</summary>
+    public int TargetReplicas => Math.Max(Replicas, MaxReplicas);
+
     /// <summary>Throws ArgumentException naming the field when a value is out of range.</summary>
     public void Validate()
     {
@@ -31,5 +40,6 @@ public sealed record DeploymentSpec
         if (Replicas < 1) throw new ArgumentException($"replicas: {Replicas} must be at least 1", nameof(Replicas));
         if (MaxBatch < 1) throw new ArgumentException($"max_batch: {MaxBatch} must be at least 1", nameof(MaxBatch));
         if (QueueLimit < 0) throw new ArgumentException($"queue_limit: {QueueLimit} must be ≥ 0", nameof(QueueLimit));
+        if (MaxReplicas != 0 && MaxReplicas < Replicas) throw new ArgumentException($"max_replicas: {MaxReplicas} is below replicas ({Replicas})", nameof(MaxReplicas));
     }
 }

@@ -48,6 +48,12 @@ public interface IClusterGrain : IGrainWithStringKey
     /// </summary>
     Task<DeploymentState> Deploy(DeploymentSpec spec);
 
+    /// <summary>
+    /// The silos a deployment holds after a change: its live, undrained ones first, then free ones (only while no job
+    /// waits in the queue) up to <paramref name="count"/>; none once it is undeployed.
+    /// </summary>
+    Task<IReadOnlyList<PlanMember>> ResizeDeployment(string name, int count);
+
     /// <summary>Names of the deployed models.</summary>
     [AlwaysInterleave]
     Task<IReadOnlyList<string>> ListDeployments();

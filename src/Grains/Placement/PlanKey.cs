@@ -11,8 +11,8 @@ public static class PlanKey
     public static string ExpertShard(string jobId, long generation, int layer, int firstExpert, int lastExpert, string silo) =>
         $"{jobId}/g{generation}/l{layer}/e{firstExpert}-{lastExpert}@{silo}";
 
-    /// <summary>A serving replica: deployments are not jobs, so their keys start with "serve/" and the model name.</summary>
-    public static string ServingReplica(string deployment, int replica, string silo) => $"serve/{deployment}/r{replica}@{silo}";
+    /// <summary>A serving replica (one a silo): deployments are not jobs, so their keys start with "serve/" and the model name.</summary>
+    public static string ServingReplica(string deployment, string silo) => $"serve/{deployment}@{silo}";
 
     /// <summary>The silo a plan key names, or null when the key names none.</summary>
     public static string? SiloOf(string key)

@@ -6,23 +6,33 @@ using Orleans.MoE.Grains.Placement;
 namespace Orleans.MoE.Grains.Serving;
 
 /// <summary>
-/// A deployment: one serving replica on each silo the cluster gave it, loaded in the background (a large checkpoint
-/// takes minutes, and the cluster grain that starts it must not wait), then listed to the routers while ready.
+/// A deployment: one serving replica on each silo the cluster gives it, each loaded in the background (a large
+/// checkpoint takes minutes, and the cluster grain that starts it must not wait) and listed to the routers once it is
+/// ready. When membership changes it asks the cluster for its silos again: replicas on lost silos are forgotten (their
+/// requests fail as retryable), free silos get new replicas up to the spec's target.
 /// </summary>
 public sealed partial class DeploymentGrain(
     [PersistentState("deployment", StorageNames.Jobs)] IPersistentState<DeploymentRecord> store,
     ILogger<DeploymentGrain> log) : Grain, IDeploymentGrain
 {
-    DeploymentStatus status;
-    string? error;
+    // Per silo, in memory: a reactivated deployment loads its replicas again (their sessions are found open).
+    readonly HashSet<string> ready = [];
+    readonly HashSet<string> loading = [];
+    readonly Dictionary<string, string> errors = [];
     int contextLength;
 
     DeploymentRecord R => store.State;
 
+    IClusterGrain Cluster => GrainFactory.GetGrain<IClusterGrain>(IClusterGrain.Key);
+
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
-        // Moved to another silo: the replicas' sessions are still open, and loading them again finds them.
-        if (R.Spec is not null && !R.Stopped) StartLoading();
+        if (R.Spec is not null && !R.Stopped)
+        {
+            foreach (var member in R.Members) _ = LoadReplica(member.Silo);
+            // Silos may have come or gone while no activation listened.
+            _ = ClusterChanged();
+        }
         return Task.CompletedTask;
     }
 
@@ -40,64 +50,106 @@ public sealed partial class DeploymentGrain(
         R.Created = DateTimeOffset.UtcNow;
         R.Stopped = false;
         await store.WriteStateAsync();
-        StartLoading();
+        foreach (var member in members) _ = LoadReplica(member.Silo);
+        // Not awaited: the cluster grain is waiting for this call, and answers the resize only after it.
+        if (spec.TargetReplicas > spec.Replicas) _ = ClusterChanged();
         return await GetState();
     }
 
-    void StartLoading()
+    public async Task ClusterChanged()
     {
-        status = DeploymentStatus.Loading;
-        error = null;
-        _ = LoadAll();
+        if (R.Spec is not { } spec || R.Stopped) return;
+        var members = await Cluster.ResizeDeployment(spec.Name, spec.TargetReplicas);
+        if (R.Stopped) return;
+        var now = members.Select(m => m.Silo).ToHashSet();
+        var before = R.Members.Select(m => m.Silo).ToHashSet();
+        if (now.SetEquals(before)) return;
+        foreach (string gone in before.Except(now))
+        {
+            ready.Remove(gone);
+            errors.Remove(gone);
+            LogReplicaGone(log, spec.Name, gone);
+            // A drained silo is still there, with the replica's model loaded; a lost one has nothing to unload.
+            _ = UnloadQuietly(gone);
+        }
+        R.Members = [.. members];
+        await store.WriteStateAsync();
+        foreach (string added in now.Except(before)) _ = LoadReplica(added);
     }
 
-    async Task LoadAll()
+    async Task LoadReplica(string silo)
     {
         var spec = R.Spec!;
+        if (!loading.Add(silo)) return;
         try
         {
-            var lengths = await Task.WhenAll(ReplicaKeys().Select(key => GrainFactory.GetGrain<IServingReplicaGrain>(key).Load(spec)));
-            contextLength = lengths.Min();
-            status = DeploymentStatus.Ready;
-            LogReady(log, spec.Name, spec.Replicas);
+            int length = await GrainFactory.GetGrain<IServingReplicaGrain>(PlanKey.ServingReplica(spec.Name, silo)).Load(spec);
+            // The silo may have left the deployment while it loaded.
+            if (R.Members.Any(m => m.Silo == silo))
+            {
+                ready.Add(silo);
+                errors.Remove(silo);
+                contextLength = length;
+                LogReplicaReady(log, spec.Name, silo);
+            }
         }
         catch (Exception e)
         {
-            status = DeploymentStatus.Failed;
-            error = e.Message;
-            LogFailed(log, e, spec.Name);
+            errors[silo] = e.Message;
+            LogReplicaFailed(log, e, spec.Name, silo);
+        }
+        finally
+        {
+            loading.Remove(silo);
         }
     }
 
-    IEnumerable<string> ReplicaKeys() => R.Members.Select((m, i) => PlanKey.ServingReplica(R.Spec!.Name, i, m.Silo));
+    async Task UnloadQuietly(string silo)
+    {
+        try
+        {
+            await GrainFactory.GetGrain<IServingReplicaGrain>(PlanKey.ServingReplica(R.Spec!.Name, silo)).Unload();
+        }
+        catch (Exception e) when (e is TimeoutException or OrleansException)
+        {
+            // The silo is gone, and the replica with it.
+        }
+    }
+
+    DeploymentStatus Status =>
+        R.Spec is null ? DeploymentStatus.Unknown
+        : R.Stopped ? DeploymentStatus.Stopped
+        : ready.Count > 0 ? DeploymentStatus.Ready
+        : loading.Count > 0 || errors.Count == 0 ? DeploymentStatus.Loading
+        : DeploymentStatus.Failed;
 
     public async Task<DeploymentState> GetState()
     {
         if (R.Spec is null) return new DeploymentState { Spec = new DeploymentSpec { Name = this.GetPrimaryKeyString(), Checkpoint = "" }, Status = DeploymentStatus.Unknown };
-        var keys = ReplicaKeys().ToArray();
+        var status = Status;
+        var keys = status == DeploymentStatus.Ready
+            ? R.Members.Where(m => ready.Contains(m.Silo)).Select(m => PlanKey.ServingReplica(R.Spec.Name, m.Silo)).ToArray()
+            : [];
         var loads = new List<ReplicaLoad>();
-        if (status == DeploymentStatus.Ready)
+        var asked = keys.Select(key => GrainFactory.GetGrain<IServingReplicaGrain>(key).GetLoad()).ToArray();
+        foreach (var answer in asked)
         {
-            var asked = keys.Select(key => GrainFactory.GetGrain<IServingReplicaGrain>(key).GetLoad()).ToArray();
-            foreach (var answer in asked)
+            try
             {
-                try
-                {
-                    loads.Add(await answer);
-                }
-                catch (Exception e) when (e is TimeoutException or OrleansException or InvalidOperationException)
-                {
-                    // A replica that does not answer (its silo or session is gone) is left out of the loads.
-                }
+                loads.Add(await answer);
+            }
+            catch (Exception e) when (e is TimeoutException or OrleansException or InvalidOperationException)
+            {
+                // A replica that does not answer (its silo or session is gone) is left out of the loads.
             }
         }
         return new DeploymentState
         {
             Spec = R.Spec,
-            Status = R.Stopped ? DeploymentStatus.Stopped : status,
+            Status = status,
             Replicas = keys,
             Loads = loads,
-            Error = error,
+            Error = errors.Count == 0 ? null : string.Join("; ", errors.Select(e => $"{e.Key}: {e.Value}")),
             ContextLength = contextLength,
             Created = R.Created,
         };
@@ -108,13 +160,16 @@ public sealed partial class DeploymentGrain(
         if (R.Spec is null || R.Stopped) return;
         R.Stopped = true;
         await store.WriteStateAsync();
-        await Task.WhenAll(ReplicaKeys().Select(key => GrainFactory.GetGrain<IServingReplicaGrain>(key).Unload()));
-        status = DeploymentStatus.Stopped;
+        await Task.WhenAll(R.Members.Select(m => UnloadQuietly(m.Silo)));
+        ready.Clear();
     }
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Deployment {Name} is ready on {Replicas} replicas")]
-    static partial void LogReady(ILogger logger, string name, int replicas);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Deployment {Name}: replica on {Silo} is ready")]
+    static partial void LogReplicaReady(ILogger logger, string name, string silo);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Deployment {Name} failed to load")]
-    static partial void LogFailed(ILogger logger, Exception exception, string name);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Deployment {Name}: replica on {Silo} failed to load")]
+    static partial void LogReplicaFailed(ILogger logger, Exception exception, string name, string silo);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Deployment {Name}: lost the replica on {Silo}")]
+    static partial void LogReplicaGone(ILogger logger, string name, string silo);
 }

@@ -8,10 +8,11 @@ namespace Orleans.MoE.Kernels.Generation;
 
 /// <summary>
 /// Continuous batching on one model: requests wait in a queue, take a KV-cache slot when one is free, are prefilled
-/// alone, then decode together one token per <see cref="Step"/> with every other running request, and leave the
+/// (those of one prompt length together), then decode together one token per <see cref="Step"/> with every other running request, and leave the
 /// batch as soon as they finish, freeing their slot for the next. Each request samples from its own seeded
 /// generator and routing never drops tokens, so a request gets the tokens it would get running alone.
-/// Not thread-safe: one caller (a serving loop) drives it.
+/// The model becomes an inference model (eval mode, dropless routing, weights in its compute dtype). Not thread-safe:
+/// one caller (a serving loop) drives it.
 /// </summary>
 public sealed class GenerationEngine : IDisposable
 {
@@ -30,6 +31,9 @@ public sealed class GenerationEngine : IDisposable
         this.device = device;
         model.eval();
         foreach (var layer in model.MoeLayers) layer.Router.NeverDrop = true;
+        // Weights are kept in the compute dtype (bf16 on a GPU): fp32 weights would be cast on every token, which at
+        // decode batch sizes costs more than the matmuls themselves.
+        if (model.ComputeType != ScalarType.Float32) model.to(model.ComputeType);
         cache = new SlotKvCache(model.Config.Layers, maxBatch, model.Config.ContextLength);
         slots = new ActiveRequest?[maxBatch];
     }
@@ -73,7 +77,8 @@ public sealed class GenerationEngine : IDisposable
 
     /// <summary>
     /// One iteration: every running request decodes one token in a single batched forward, then waiting requests take
-    /// free slots and are prefilled (each yielding its first token). Returns an event per request that advanced.
+    /// free slots and are prefilled, those of one prompt length together (each yielding its first token). Returns an
+    /// event per request that advanced.
     /// </summary>
     public IReadOnlyList<GenerationEvent> Step()
     {
@@ -87,21 +92,29 @@ public sealed class GenerationEngine : IDisposable
             var logits = model.Forward(input, RoutingContext.Inference, null, cache.Rows(decoding));
             Accept(decoding, logits.select(1, 0), events);
         }
+        var admitted = new List<int>();
         for (int slot = 0; slot < slots.Length && waiting.First is { } node; slot++)
         {
             if (slots[slot] is not null) continue;
             waiting.RemoveFirst();
-            var request = node.Value;
             cache.Clear(slot);
-            slots[slot] = new ActiveRequest(request, new CompletionText(tokenizer, request.Options.Stop));
+            slots[slot] = new ActiveRequest(node.Value, new CompletionText(tokenizer, node.Value.Options.Stop));
+            admitted.Add(slot);
+        }
+        // Prompts of one length are prefilled together, as one [rows, length] forward.
+        foreach (var group in admitted.GroupBy(slot => PromptOf(slots[slot]!.Request).Count))
+        {
+            int[] rows = group.ToArray();
             using var scope = torch.NewDisposeScope();
-            var prompt = request.Prompt.Count > 0 ? request.Prompt : [tokenizer.EndOfText];
-            var input = torch.tensor(prompt.Select(t => (long)t).ToArray(), device: device).view(1, prompt.Count);
-            var logits = model.Forward(input, RoutingContext.Inference, null, cache.Rows([slot]));
-            Accept([slot], logits.select(1, -1), events);
+            var ids = rows.SelectMany(slot => PromptOf(slots[slot]!.Request)).Select(t => (long)t).ToArray();
+            var input = torch.tensor(ids, device: device).view(rows.Length, group.Key);
+            var logits = model.Forward(input, RoutingContext.Inference, null, cache.Rows(rows));
+            Accept(rows, logits.select(1, -1), events);
         }
         return events;
     }
+
+    IReadOnlyList<int> PromptOf(GenerationRequest request) => request.Prompt.Count > 0 ? request.Prompt : [tokenizer.EndOfText];
 
     /// <summary>Samples each row's next token from its logits [rows, V] and advances (or finishes) its request.</summary>
     void Accept(int[] rows, Tensor logits, List<GenerationEvent> events)
@@ -124,7 +137,7 @@ public sealed class GenerationEngine : IDisposable
     {
         var request = active.Request;
         int prompt = Math.Max(1, request.Prompt.Count);
-        if (token == tokenizer.EndOfText)
+        if (token == tokenizer.EndOfText && !request.Options.IgnoreEndOfText)
         {
             string rest = active.Text.Flush();
             Release(slot);

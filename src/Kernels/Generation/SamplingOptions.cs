@@ -9,6 +9,9 @@ public sealed record SamplingOptions
     public long Seed { get; init; } = 1;
     public IReadOnlyList<string> Stop { get; init; } = [];
 
+    /// <summary>Keep generating past end of text (benchmarks that need exactly MaxTokens tokens).</summary>
+    public bool IgnoreEndOfText { get; init; }
+
     /// <summary>Throws ArgumentException naming the parameter when a value is out of range.</summary>
     public void Validate()
     {

@@ -12,10 +12,10 @@ public class ContinuousBatchingTests
     // A residual MoE with a capacity: batched requests would change each other's drops unless serving never drops.
     static GptModel Model(string positions = "learned", double scale = 8)
     {
-        torch.manual_seed(21);
+        using var init = new torch.Generator(21);
         var config = new ModelConfig { Layers = 4, DModel = 32, Heads = 4, DFf = 64, ContextLength = 48, Positions = positions };
         var moe = new MoEConfig { Experts = ExpertCounts.Parse("4,8"), Residual = true, DropTokens = true, CapacityFactor = 1.0, EvalCapacityFactor = 1.0, MinCapacity = 1 };
-        var model = new GptModel(config, moe, 257);
+        var model = new GptModel(config, moe, 257, init);
         // Initial weights (std 0.02) make every block nearly the identity, so no token would depend on what the
         // experts compute; larger weights make the sampled tokens sensitive to each layer's output, drops included.
         using (torch.no_grad())
@@ -116,6 +116,26 @@ public class ContinuousBatchingTests
         Assert.Equal(batched["hot"].Select(e => e.Token), batched["same-seed"].Select(e => e.Token));
         Assert.Equal(2, batched["short"].Count(e => e.Token is not null));
         Assert.Equal(FinishReason.Length, batched["short"][^1].Finish);
+    }
+
+    [Fact]
+    public void PromptsOfOneLengthArrivingTogetherArePrefilledTogetherAndGetTheirOwnTokens()
+    {
+        using var model = Model();
+        var tokenizer = new ByteTokenizer();
+        GenerationRequest[] same =
+        [
+            new("a", [1, 2, 3, 4], new SamplingOptions { MaxTokens = 10, Temperature = 0 }),
+            new("b", [9, 8, 7, 6], new SamplingOptions { MaxTokens = 10, Temperature = 1.0, Seed = 2 }),
+            new("c", [5, 5, 5, 5], new SamplingOptions { MaxTokens = 10, Temperature = 0.7, TopP = 0.9, Seed = 4 }),
+        ];
+        using var engine = new GenerationEngine(model, tokenizer, torch.CPU, maxBatch: 3);
+        var together = Drive(engine, same.Select(r => (0, r)));
+        foreach (var request in same)
+        {
+            using var single = new GenerationEngine(model, tokenizer, torch.CPU, maxBatch: 1);
+            Assert.Equal(Drive(single, [(0, request)])[request.Id].Select(e => e.Token), together[request.Id].Select(e => e.Token));
+        }
     }
 
     [Fact]
