@@ -12,20 +12,25 @@ using TorchSharp;
 namespace Orleans.MoE.ControlPlane.Tests;
 
 /// <summary>
-/// A silo process's host with its web server on a free loopback port, and a tiny PR-MoE checkpoint (trained a few
-/// steps on the Brown corpus) deployed on it as "tiny" with a small batch and queue, so the bound is easy to reach.
+/// Silo hosts with web servers on free loopback ports, and a tiny PR-MoE checkpoint (trained a few steps on the Brown
+/// corpus) deployed on them as "tiny", one replica a silo, with a small batch and queue so the bound is easy to reach.
 /// </summary>
-public sealed class ServingFixture : IAsyncLifetime
+public class ServingFixture : IAsyncLifetime
 {
     public const string Model = "tiny";
     public const int MaxBatch = 4;
     public const int QueueLimit = 4;
 
-    IHost host = null!;
+    readonly List<IHost> hosts = [];
+    readonly int silos;
+
+    public ServingFixture() : this(1) { }
+
+    protected ServingFixture(int silos) => this.silos = silos;
 
     public string BaseUrl { get; private set; } = "";
     public string Checkpoint { get; private set; } = "";
-    public IGrainFactory Grains => host.Services.GetRequiredService<IGrainFactory>();
+    public IGrainFactory Grains => hosts[0].Services.GetRequiredService<IGrainFactory>();
 
     public async ValueTask InitializeAsync()
     {
@@ -33,15 +38,20 @@ public sealed class ServingFixture : IAsyncLifetime
         using (var run = TrainingRun.Create(config, TinyConfigs.Options(TinyConfigs.TempDirectory())))
             Checkpoint = run.Run(null, CancellationToken.None).Checkpoint!;
 
-        int http = FreePort(), silo = FreePort();
-        var options = new MoeSiloOptions { Name = "serving-silo", Device = "cpu", SiloPort = silo, PrimarySiloPort = silo, GatewayPort = FreePort(), HttpPort = http, HeartbeatSeconds = 1 };
-        host = MoeSiloHost.Build(options);
-        await host.StartAsync();
-        BaseUrl = $"http://127.0.0.1:{http}";
+        int primary = FreePort();
+        for (int i = 0; i < silos; i++)
+        {
+            int http = FreePort();
+            var options = new MoeSiloOptions { Name = $"serving-silo-{i}", Device = "cpu", SiloPort = i == 0 ? primary : FreePort(), PrimarySiloPort = primary, GatewayPort = FreePort(), HttpPort = http, HeartbeatSeconds = 1 };
+            var host = MoeSiloHost.Build(options);
+            await host.StartAsync();
+            hosts.Add(host);
+            if (i == 0) BaseUrl = $"http://127.0.0.1:{http}";
+        }
 
         var cluster = Grains.GetGrain<IClusterGrain>(IClusterGrain.Key);
-        var spec = new DeploymentSpec { Name = Model, Checkpoint = Checkpoint, MaxBatch = MaxBatch, QueueLimit = QueueLimit };
-        // The silo becomes assignable with its first heartbeat.
+        var spec = new DeploymentSpec { Name = Model, Checkpoint = Checkpoint, Replicas = silos, MaxBatch = MaxBatch, QueueLimit = QueueLimit };
+        // A silo becomes assignable with its first heartbeat.
         var until = DateTime.UtcNow.AddMinutes(1);
         while (true)
         {
@@ -81,8 +91,12 @@ public sealed class ServingFixture : IAsyncLifetime
 
     public async ValueTask DisposeAsync()
     {
-        await host.StopAsync(TimeSpan.FromSeconds(10));
-        host.Dispose();
+        GC.SuppressFinalize(this);
+        foreach (var host in Enumerable.Reverse(hosts))
+        {
+            await host.StopAsync(TimeSpan.FromSeconds(10));
+            host.Dispose();
+        }
     }
 
     static int FreePort()
@@ -92,3 +106,6 @@ public sealed class ServingFixture : IAsyncLifetime
         return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
+
+/// <summary>Two silos, a replica on each.</summary>
+public sealed class TwoReplicaServingFixture() : ServingFixture(silos: 2);

@@ -9,6 +9,7 @@ public sealed record DeploymentState
 
     /// <summary>Replica grain keys (plan keys naming their silos), in replica order.</summary>
     [Id(2)] public IReadOnlyList<string> Replicas { get; init; } = [];
+    /// <summary>The load of each replica that answered (by silo).</summary>
     [Id(3)] public IReadOnlyList<ReplicaLoad> Loads { get; init; } = [];
     [Id(4)] public string? Error { get; init; }
 

@@ -75,16 +75,20 @@ public sealed partial class DeploymentGrain(
     {
         if (R.Spec is null) return new DeploymentState { Spec = new DeploymentSpec { Name = this.GetPrimaryKeyString(), Checkpoint = "" }, Status = DeploymentStatus.Unknown };
         var keys = ReplicaKeys().ToArray();
-        IReadOnlyList<ReplicaLoad> loads = [];
+        var loads = new List<ReplicaLoad>();
         if (status == DeploymentStatus.Ready)
         {
-            try
+            var asked = keys.Select(key => GrainFactory.GetGrain<IServingReplicaGrain>(key).GetLoad()).ToArray();
+            foreach (var answer in asked)
             {
-                loads = await Task.WhenAll(keys.Select(key => GrainFactory.GetGrain<IServingReplicaGrain>(key).GetLoad()));
-            }
-            catch (Exception e) when (e is TimeoutException or OrleansException)
-            {
-                // A replica that does not answer: the state still says where the others are.
+                try
+                {
+                    loads.Add(await answer);
+                }
+                catch (Exception e) when (e is TimeoutException or OrleansException or InvalidOperationException)
+                {
+                    // A replica that does not answer (its silo or session is gone) is left out of the loads.
+                }
             }
         }
         return new DeploymentState

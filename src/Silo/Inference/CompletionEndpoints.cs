@@ -89,6 +89,11 @@ public static class CompletionEndpoints
                 await Error(http, StatusCodes.Status429TooManyRequests, "server_busy", null, e.Message);
                 return;
             }
+            catch (InferenceUnavailableException e)
+            {
+                await Unavailable(http, e.Message);
+                return;
+            }
             catch (ArgumentException e)
             {
                 await Error(http, StatusCodes.Status400BadRequest, "invalid_request_error", ParamOf(e.Message), e.Message);
@@ -101,9 +106,23 @@ public static class CompletionEndpoints
         {
             // The client went away; disposing the stream below cancels the request on its replica.
         }
+        catch (Exception e) when (e is OrleansException or TimeoutException or InvalidOperationException)
+        {
+            // The replica was lost mid-way: a retryable error, as an event when the stream has begun.
+            string message = $"the replica serving this request was lost ({e.Message}); retry";
+            if (!http.Response.HasStarted) await Unavailable(http, message);
+            else await http.Response.WriteAsync($"data: {JsonSerializer.Serialize(new { error = new { message, type = "replica_lost" } }, Json)}\n\n", CancellationToken.None);
+        }
         finally
         {
-            await stream.DisposeAsync();
+            try
+            {
+                await stream.DisposeAsync();
+            }
+            catch (Exception e) when (e is OrleansException or TimeoutException or InvalidOperationException)
+            {
+                // Nothing is left to cancel on a replica that is gone.
+            }
         }
     }
 
@@ -164,6 +183,12 @@ public static class CompletionEndpoints
         int colon = message.IndexOf(':', StringComparison.Ordinal);
         string head = colon > 0 ? message[..colon] : "";
         return head is "prompt" or "max_tokens" or "temperature" or "top_p" or "stop" or "seed" ? head : null;
+    }
+
+    static Task Unavailable(HttpContext http, string message)
+    {
+        http.Response.Headers.RetryAfter = "1";
+        return Error(http, StatusCodes.Status503ServiceUnavailable, "replica_unavailable", null, message);
     }
 
     static Task Error(HttpContext http, int status, string type, string? param, string message, string? code = null)
