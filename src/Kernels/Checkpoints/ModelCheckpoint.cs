@@ -22,7 +22,8 @@ namespace Orleans.MoE.Kernels.Checkpoints;
 /// </summary>
 public sealed class ModelCheckpoint
 {
-    const string ConfigFile = "config.json", StateFile = "state.json", DenseFile = "dense.safetensors";
+    const string ConfigFile = "config.json", StateFile = "state.json";
+    public const string DenseFile = "dense.safetensors";
     const string Average = ".exp_avg", Square = ".exp_avg_sq";
 
     readonly CheckpointDirectory directory;
@@ -154,6 +155,12 @@ public sealed class ModelCheckpoint
         model.eval();
         return model;
     }
+
+    /// <summary>Every non-expert tensor (weights and their optimiser moments) by parameter name, on the CPU.</summary>
+    public SafeTensorsContent ReadDense() => directory.ReadTensors(DenseFile);
+
+    /// <summary>One expert's tensors (w1 [M, F], w2 [F, M] and their moments), on the CPU.</summary>
+    public SafeTensorsContent ReadExpert(int layer, int globalExpert) => directory.ReadTensors(ExpertFile(layer, globalExpert));
 
     /// <summary>Copies weights (and, when given, optimiser moments and step) into a model of the same shape.</summary>
     public void Restore(GptModel model, AdamWOptimizer? optimizer)

@@ -21,29 +21,36 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
     /// weights the one-process model would.</param>
     public ExpertBank(ExpertShard shard, int dModel, int dFf, double outputInitStd, Generator? init = null) : base("experts")
     {
-        FirstExpert = shard.First;
-        w1 = nn.Parameter(Draw(shard, dModel, dFf, 0.02, init));
-        w2 = nn.Parameter(Draw(shard, dFf, dModel, outputInitStd, init));
+        if (dFf % shard.Slices != 0)
+            throw new ArgumentException($"an expert's {dFf} hidden units do not split into {shard.Slices} slices");
+        Shard = shard;
+        w1 = nn.Parameter(Draw(shard, dModel, dFf, 2, 0.02, init));
+        w2 = nn.Parameter(Draw(shard, dFf, dModel, 1, outputInitStd, init));
         RegisterComponents();
     }
 
-    static Tensor Draw(ExpertShard shard, long rows, long columns, double std, Generator? init)
+    /// <param name="hiddenDim">The dimension of the expert's hidden units, which expert slicing splits.</param>
+    static Tensor Draw(ExpertShard shard, long rows, long columns, int hiddenDim, double std, Generator? init)
     {
+        long[] shape = [shard.Count, rows, columns];
+        shape[hiddenDim] /= shard.Slices;
         // Without a generator nothing is reproduced, so only the shard is drawn (a 64-expert layer of a large
         // model would otherwise be drawn whole on every rank).
         if (init is null)
         {
-            var own = torch.empty(shard.Count, rows, columns);
+            var own = torch.empty(shape);
             ParameterInit.Normal(own, std, null);
             return own;
         }
         using var all = torch.empty(shard.Total, rows, columns);
         ParameterInit.Normal(all, std, init);
-        return all.narrow(0, shard.First, shard.Count).clone();
+        long width = shape[hiddenDim];
+        return all.narrow(0, shard.First, shard.Count).narrow(hiddenDim, shard.Slice * width, width).clone();
     }
 
     public int Count => (int)w1.shape[0];
-    public int FirstExpert { get; }
+    public ExpertShard Shard { get; }
+    public int FirstExpert => Shard.First;
     public Parameter W1 => w1;
     public Parameter W2 => w2;
 

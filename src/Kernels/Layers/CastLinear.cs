@@ -18,5 +18,8 @@ public sealed class CastLinear : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
+    public Parameter Weight => weight;
+    public Parameter? Bias => bias;
+
     public override Tensor forward(Tensor x) => nn.functional.linear(x, weight.As(x), bias?.As(x));
 }

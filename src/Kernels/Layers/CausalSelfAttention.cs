@@ -9,16 +9,22 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
     readonly CastLinear qkv;
     readonly CastLinear proj;
     readonly int heads;
+    readonly int headSize;
+    readonly TensorSlice? slice;
     readonly bool rotary;
     readonly double dropout;
 
-    public CausalSelfAttention(int dModel, int heads, bool rotary, double dropout, double outputInitStd, Generator? init = null) : base("attn")
+    /// <param name="slice">With tensor slicing, this rank's share of the heads (null: all of them).</param>
+    public CausalSelfAttention(int dModel, int heads, bool rotary, double dropout, double outputInitStd, Generator? init = null, TensorSlice? slice = null) : base("attn")
     {
-        this.heads = heads;
+        this.heads = slice?.Part(heads, "model.heads") ?? heads;
+        headSize = dModel / heads;
+        this.slice = slice;
         this.rotary = rotary;
         this.dropout = dropout;
-        qkv = new CastLinear(dModel, 3 * dModel, init: init);
-        proj = new CastLinear(dModel, dModel, initStd: outputInitStd, init: init);
+        int width = this.heads * headSize;
+        qkv = new CastLinear(dModel, 3 * width, init: init);
+        proj = new CastLinear(width, dModel, initStd: outputInitStd, init: init);
         RegisterComponents();
     }
 
@@ -30,7 +36,7 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
     /// </summary>
     public Tensor Forward(Tensor x, IKvCache? cache, int layer, Tensor positions)
     {
-        long b = x.shape[0], t = x.shape[1], m = x.shape[2], d = m / heads;
+        long b = x.shape[0], t = x.shape[1], d = headSize;
         var parts = qkv.forward(x).view(b, t, 3, heads, d).permute(2, 0, 3, 1, 4);
         Tensor q = parts[0], k = parts[1], v = parts[2];
         if (rotary)
@@ -41,8 +47,8 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
         var history = cache?.Append(layer, k, v) ?? new AttentionHistory(k, v, null, true);
         double p = training ? dropout : 0.0;
         var attended = nn.functional.scaled_dot_product_attention(q, history.Keys, history.Values, history.Mask, p, history.Causal && t > 1);
-        var merged = attended.transpose(1, 2).reshape(b, t, m);
-        var output = proj.forward(merged);
+        var merged = attended.transpose(1, 2).reshape(b, t, heads * d);
+        var output = slice is null ? proj.forward(merged) : slice.RowParallel(proj, merged);
         return p > 0 ? nn.functional.dropout(output, p, training) : output;
     }
 }

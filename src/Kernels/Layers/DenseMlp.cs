@@ -8,13 +8,21 @@ public sealed class DenseMlp : nn.Module<Tensor, Tensor>
 {
     readonly CastLinear fc;
     readonly CastLinear proj;
+    readonly TensorSlice? slice;
 
-    public DenseMlp(int dModel, int dFf, double outputInitStd, Generator? init = null) : base("mlp")
+    /// <param name="slice">With tensor slicing, this rank's share of the hidden units (null: all of them).</param>
+    public DenseMlp(int dModel, int dFf, double outputInitStd, Generator? init = null, TensorSlice? slice = null) : base("mlp")
     {
-        fc = new CastLinear(dModel, dFf, init: init);
-        proj = new CastLinear(dFf, dModel, initStd: outputInitStd, init: init);
+        this.slice = slice;
+        int hidden = slice?.Part(dFf, "model.d_ff") ?? dFf;
+        fc = new CastLinear(dModel, hidden, init: init);
+        proj = new CastLinear(hidden, dModel, initStd: outputInitStd, init: init);
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => proj.forward(nn.functional.gelu(fc.forward(x)));
+    public override Tensor forward(Tensor x)
+    {
+        var hidden = nn.functional.gelu(fc.forward(x));
+        return slice is null ? proj.forward(hidden) : slice.RowParallel(proj, hidden);
+    }
 }

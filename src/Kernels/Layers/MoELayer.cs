@@ -1,6 +1,7 @@
 using Orleans.MoE.Kernels.Comm;
 using Orleans.MoE.Kernels.Experts;
 using Orleans.MoE.Kernels.Routing;
+using Orleans.MoE.Kernels.Serving;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -39,11 +40,29 @@ public sealed class MoELayer : nn.Module<Tensor, Tensor>
     /// <summary>The all-to-all of this layer's expert-parallel group; null when this rank holds every expert.</summary>
     public ITokenExchange? Exchange { get; set; }
 
+    /// <summary>
+    /// Serving with tensor slicing: the ranks of this group hold the same tokens, so each routes only its share and
+    /// the outputs are all-gathered (the parallelism-coordinated all-to-all); null routes every token here.
+    /// </summary>
+    public ICommunicator? CoordinationGroup { get; set; }
+
+    /// <summary>
+    /// Pads the dropless buffer to the expert-parallel group's largest expert load so that it crosses the exchange in
+    /// equal chunks, the only layout the hierarchical exchange relays.
+    /// </summary>
+    public bool EqualChunks { get; set; }
+
     public override Tensor forward(Tensor x)
     {
         var shape = x.shape;
-        long m = shape[^1];
-        var tokens = x.reshape(-1, m);
+        var tokens = x.reshape(-1, shape[^1]);
+        var output = CoordinationGroup is null ? RouteAndRun(tokens) : CoordinatedTokens.Run(tokens, CoordinationGroup, RouteAndRun);
+        return output.view(shape);
+    }
+
+    /// <summary>[N, M] tokens → [N, M] outputs: route, dispatch, experts (here or on their owners), combine.</summary>
+    Tensor RouteAndRun(Tensor tokens)
+    {
         long n = tokens.shape[0];
         int groups = GroupTokens > 0 && n % GroupTokens == 0 ? (int)(n / GroupTokens) : 1;
         var table = router.Route(tokens, groups, Context);
@@ -51,13 +70,32 @@ public sealed class MoELayer : nn.Module<Tensor, Tensor>
         var output = (table.Layout, Exchange) switch
         {
             (ExpertBufferLayout.Packed, null) => experts.ForwardPacked(buffer, table.SegmentSizes!),
-            (ExpertBufferLayout.Packed, _) => ForwardPackedOnOwners(buffer, table.SegmentSizes!, Exchange),
+            (ExpertBufferLayout.Packed, { } exchange) when EqualChunks =>
+                PaddedExpertBuffer.Run(buffer, table.SegmentSizes!, exchange, padded => OnOwners(padded, exchange)),
+            (ExpertBufferLayout.Packed, { } exchange) => OnOwners(buffer, table.SegmentSizes!, exchange),
             (_, null) => experts.forward(buffer),
-            _ => ForwardOnOwners(buffer, Exchange),
+            (_, { } exchange) => OnOwners(buffer, exchange),
         };
         var combined = IndexDispatcher.Combine(output, table, n);
         Statistics?.Add(new MoELayerReport(LayerIndex, table));
-        return combined.view(shape);
+        return combined;
+    }
+
+    /// <summary>The padded buffer through the owners; with expert slicing each slice holder gets its expert's rows.</summary>
+    Tensor OnOwners(Tensor buffer, ITokenExchange exchange)
+    {
+        int slices = experts.Shard.Slices;
+        if (slices == 1) return ForwardOnOwners(buffer, exchange);
+        return ExpertSlicing.SumPadded(ForwardOnOwners(ExpertSlicing.ReplicatePadded(buffer, slices), exchange), slices);
+    }
+
+    /// <summary>The packed buffer through the owners; with expert slicing each slice holder gets its expert's rows.</summary>
+    Tensor OnOwners(Tensor buffer, long[] sizes, ITokenExchange exchange)
+    {
+        int slices = experts.Shard.Slices;
+        if (slices == 1) return ForwardPackedOnOwners(buffer, sizes, exchange);
+        var (replicated, sliceSizes) = ExpertSlicing.ReplicatePacked(buffer, sizes, slices);
+        return ExpertSlicing.SumPacked(ForwardPackedOnOwners(replicated, sliceSizes, exchange), sizes, slices);
     }
 
     /// <summary>

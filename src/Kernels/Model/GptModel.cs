@@ -22,7 +22,8 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
 
     /// <param name="init">Generator for the initial weights; null uses torch's global one.</param>
     /// <param name="expertShard">The experts this rank holds of a layer with the given expert count (null: all).</param>
-    public GptModel(ModelConfig model, MoEConfig moe, int vocabSize, Generator? init = null, Func<int, ExpertShard>? expertShard = null) : base("gpt")
+    /// <param name="tensorSlice">Serving with tensor slicing: this rank's share of every attention and dense MLP (null: whole).</param>
+    public GptModel(ModelConfig model, MoEConfig moe, int vocabSize, Generator? init = null, Func<int, ExpertShard>? expertShard = null, TensorSlice? tensorSlice = null) : base("gpt")
     {
         Config = model;
         MoeConfig = moe;
@@ -42,17 +43,17 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
         blocks = new ModuleList<DecoderBlock>();
         for (int i = 0; i < model.Layers; i++)
         {
-            var attention = new CausalSelfAttention(model.DModel, model.Heads, model.Positions == "rotary", model.Dropout, outputStd, init);
+            var attention = new CausalSelfAttention(model.DModel, model.Heads, model.Positions == "rotary", model.Dropout, outputStd, init, tensorSlice);
             int moeIndex = IndexOf(moeLayers, i);
             nn.Module<Tensor, Tensor> feedForward;
             if (moeIndex < 0)
             {
-                feedForward = new DenseMlp(model.DModel, model.DFf, outputStd, init);
+                feedForward = new DenseMlp(model.DModel, model.DFf, outputStd, init, tensorSlice);
             }
             else
             {
                 var layer = new MoELayer(i, model.DModel, expertFfn, GateSettings.From(moe, expertCounts[moeIndex]), outputStd, moe.RoutingGroupTokens, init, expertShard?.Invoke(expertCounts[moeIndex]));
-                feedForward = moe.Residual ? new ResidualMoE(layer, new DenseMlp(model.DModel, model.DFf, outputStd, init), model.DModel, init) : layer;
+                feedForward = moe.Residual ? new ResidualMoE(layer, new DenseMlp(model.DModel, model.DFf, outputStd, init, tensorSlice), model.DModel, init) : layer;
             }
             blocks.Add(new DecoderBlock(i, attention, feedForward, model.DModel, model.Dropout));
         }
