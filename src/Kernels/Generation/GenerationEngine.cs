@@ -11,38 +11,37 @@ namespace Orleans.MoE.Kernels.Generation;
 /// (those of one prompt length together), then decode together one token per <see cref="Step"/> with every other running request, and leave the
 /// batch as soon as they finish, freeing their slot for the next. Each request samples from its own seeded
 /// generator and routing never drops tokens, so a request gets the tokens it would get running alone.
-/// The model becomes an inference model (eval mode, dropless routing, weights in its compute dtype). Not thread-safe:
-/// one caller (a serving loop) drives it.
+/// Not thread-safe: one caller (a serving loop) drives it.
 /// </summary>
 public sealed class GenerationEngine : IDisposable
 {
-    readonly GptModel model;
+    readonly IBatchForward forward;
     readonly ITextTokenizer tokenizer;
-    readonly Device device;
-    readonly SlotKvCache cache;
     readonly ActiveRequest?[] slots;
     readonly LinkedList<GenerationRequest> waiting = new();
 
+    /// <summary>The model in this process (see <see cref="LocalBatchForward"/> for what it does to the model).</summary>
     public GenerationEngine(GptModel model, ITextTokenizer tokenizer, Device device, int maxBatch)
+        : this(new LocalBatchForward(model, device, CheckedBatch(maxBatch)), tokenizer, maxBatch)
     {
-        if (maxBatch < 1) throw new ArgumentOutOfRangeException(nameof(maxBatch), $"max batch {maxBatch} must be at least 1");
-        this.model = model;
-        this.tokenizer = tokenizer;
-        this.device = device;
-        model.eval();
-        foreach (var layer in model.MoeLayers) layer.Router.NeverDrop = true;
-        // Weights are kept in the compute dtype (bf16 on a GPU): fp32 weights would be cast on every token, which at
-        // decode batch sizes costs more than the matmuls themselves.
-        if (model.ComputeType != ScalarType.Float32) model.to(model.ComputeType);
-        cache = new SlotKvCache(model.Config.Layers, maxBatch, model.Config.ContextLength);
-        slots = new ActiveRequest?[maxBatch];
     }
+
+    /// <summary>The model behind <paramref name="forward"/>, which the engine owns from here (slots 0 … maxBatch − 1).</summary>
+    public GenerationEngine(IBatchForward forward, ITextTokenizer tokenizer, int maxBatch)
+    {
+        this.forward = forward;
+        this.tokenizer = tokenizer;
+        slots = new ActiveRequest?[CheckedBatch(maxBatch)];
+    }
+
+    static int CheckedBatch(int maxBatch) =>
+        maxBatch >= 1 ? maxBatch : throw new ArgumentOutOfRangeException(nameof(maxBatch), $"max batch {maxBatch} must be at least 1");
 
     public int MaxBatch => slots.Length;
     public int Running => slots.Count(s => s is not null);
     public int Waiting => waiting.Count;
     public bool HasWork => waiting.Count > 0 || Running > 0;
-    public int ContextLength => model.Config.ContextLength;
+    public int ContextLength => forward.ContextLength;
 
     /// <summary>Queues a request; throws ArgumentException naming the field when it cannot be served.</summary>
     public void Submit(GenerationRequest request)
@@ -51,7 +50,7 @@ public sealed class GenerationEngine : IDisposable
         if (request.Prompt.Count >= ContextLength)
             throw new ArgumentException($"prompt: {request.Prompt.Count} tokens leave no room to generate in model.context_length = {ContextLength}", "prompt");
         foreach (int token in request.Prompt)
-            if (token < 0 || token >= model.VocabSize) throw new ArgumentException($"prompt: token id {token} is not in the vocabulary (0..{model.VocabSize - 1})", "prompt");
+            if (token < 0 || token >= forward.VocabSize) throw new ArgumentException($"prompt: token id {token} is not in the vocabulary (0..{forward.VocabSize - 1})", "prompt");
         if (slots.Any(s => s?.Request.Id == request.Id) || waiting.Any(w => w.Id == request.Id))
             throw new ArgumentException($"id: a request with id '{request.Id}' is already running", "id");
         waiting.AddLast(request);
@@ -88,16 +87,13 @@ public sealed class GenerationEngine : IDisposable
         if (decoding.Length > 0)
         {
             using var scope = torch.NewDisposeScope();
-            var input = torch.tensor(decoding.Select(s => (long)slots[s]!.Next).ToArray(), device: device).view(decoding.Length, 1);
-            var logits = model.Forward(input, RoutingContext.Inference, null, cache.Rows(decoding));
-            Accept(decoding, logits.select(1, 0), events);
+            Accept(decoding, forward.Forward(decoding, decoding.Select(s => (long)slots[s]!.Next).ToArray(), 1, fresh: false), events);
         }
         var admitted = new List<int>();
         for (int slot = 0; slot < slots.Length && waiting.First is { } node; slot++)
         {
             if (slots[slot] is not null) continue;
             waiting.RemoveFirst();
-            cache.Clear(slot);
             slots[slot] = new ActiveRequest(node.Value, new CompletionText(tokenizer, node.Value.Options.Stop));
             admitted.Add(slot);
         }
@@ -107,9 +103,7 @@ public sealed class GenerationEngine : IDisposable
             int[] rows = group.ToArray();
             using var scope = torch.NewDisposeScope();
             var ids = rows.SelectMany(slot => PromptOf(slots[slot]!.Request)).Select(t => (long)t).ToArray();
-            var input = torch.tensor(ids, device: device).view(rows.Length, group.Key);
-            var logits = model.Forward(input, RoutingContext.Inference, null, cache.Rows(rows));
-            Accept(rows, logits.select(1, -1), events);
+            Accept(rows, forward.Forward(rows, ids, group.Key, fresh: true), events);
         }
         return events;
     }
@@ -146,7 +140,7 @@ public sealed class GenerationEngine : IDisposable
         var (piece, stopped) = active.Text.Add(token);
         active.Next = token;
         FinishReason? finish = stopped ? FinishReason.Stop
-            : active.Text.Count >= request.Options.MaxTokens || cache.LengthOf(slot) >= ContextLength ? FinishReason.Length
+            : active.Text.Count >= request.Options.MaxTokens || forward.LengthOf(slot) >= ContextLength ? FinishReason.Length
             : null;
         if (finish == FinishReason.Length) piece += active.Text.Flush();
         if (finish is not null) Release(slot);
@@ -157,13 +151,12 @@ public sealed class GenerationEngine : IDisposable
     {
         slots[slot]?.Generator.Dispose();
         slots[slot] = null;
-        cache.Clear(slot);
     }
 
     public void Dispose()
     {
         for (int slot = 0; slot < slots.Length; slot++) Release(slot);
-        cache.Dispose();
+        forward.Dispose();
     }
 
     /// <summary>A request holding a slot: its sampler, its text so far and the token to feed next.</summary>
