@@ -22,10 +22,18 @@ public class ServingFixture : IAsyncLifetime
 
     readonly List<IHost> hosts = [];
     readonly int silos;
+    readonly int tensorSlicing;
+    readonly int expertParallel;
 
     public ServingFixture() : this(1) { }
 
-    protected ServingFixture(int silos) => this.silos = silos;
+    /// <param name="silos">Silos to start; the deployment takes all of them, in replicas of L × G.</param>
+    protected ServingFixture(int silos, int tensorSlicing = 1, int expertParallel = 1)
+    {
+        this.silos = silos;
+        this.tensorSlicing = tensorSlicing;
+        this.expertParallel = expertParallel;
+    }
 
     public string BaseUrl { get; private set; } = "";
     public string Checkpoint { get; private set; } = "";
@@ -47,7 +55,16 @@ public class ServingFixture : IAsyncLifetime
         }
 
         var cluster = Grains.GetGrain<IClusterGrain>(IClusterGrain.Key);
-        var spec = new DeploymentSpec { Name = Model, Checkpoint = Checkpoint, Replicas = silos, MaxBatch = MaxBatch, QueueLimit = QueueLimit };
+        var spec = new DeploymentSpec
+        {
+            Name = Model,
+            Checkpoint = Checkpoint,
+            Replicas = silos / (tensorSlicing * expertParallel),
+            TensorSlicing = tensorSlicing,
+            ExpertParallel = expertParallel,
+            MaxBatch = MaxBatch,
+            QueueLimit = QueueLimit,
+        };
         // A silo becomes assignable with its first heartbeat.
         var until = DateTime.UtcNow.AddMinutes(1);
         while (true)
@@ -106,3 +123,6 @@ public class ServingFixture : IAsyncLifetime
 
 /// <summary>Two silos, a replica on each.</summary>
 public sealed class TwoReplicaServingFixture() : ServingFixture(silos: 2);
+
+/// <summary>Four silos of one process forming one replica: tensor slicing 2 × expert parallelism 2, over shared memory.</summary>
+public sealed class SlicedServingFixture() : ServingFixture(silos: 4, tensorSlicing: 2, expertParallel: 2);

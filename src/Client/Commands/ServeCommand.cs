@@ -9,7 +9,7 @@ namespace Orleans.MoE.Client.Commands;
 
 /// <summary>
 /// <c>moe serve CHECKPOINT</c>: deploys a checkpoint behind the OpenAI-style completions API. Without --on-cluster it
-/// starts its own silos (one per replica, web servers from --http-port) and serves in the foreground until Ctrl+C;
+/// starts its own silos (L × G per replica, web servers from --http-port) and serves in the foreground until Ctrl+C;
 /// with it, it deploys on the running cluster, waits until the replicas are loaded and returns.
 /// </summary>
 internal static class ServeCommand
@@ -20,6 +20,8 @@ internal static class ServeCommand
         var name = new Option<string?>("--name") { Description = "Model name clients ask for (default: the checkpoint's job name)" };
         var replicas = new Option<int>("--replicas") { Description = "Data-parallel replicas, one silo each", DefaultValueFactory = _ => 1 };
         var maxReplicas = new Option<int>("--max-replicas") { Description = "Grow up to this many replicas as silos join (0 = stay at --replicas); lost replicas are replaced either way" };
+        var tensorSlicing = new Option<int>("--tensor-slicing") { Description = "L: a replica's attention and dense MLPs split over L silos (GPUs of a node)", DefaultValueFactory = _ => 1 };
+        var expertParallel = new Option<int>("--expert-parallel") { Description = "G: a replica's experts spread over G groups of L silos (a replica spans L × G silos)", DefaultValueFactory = _ => 1 };
         var maxBatch = new Option<int>("--max-batch") { Description = "Requests a replica decodes together", DefaultValueFactory = _ => 8 };
         var queueLimit = new Option<int>("--queue-limit") { Description = "Requests a replica holds waiting; more are answered 429 busy", DefaultValueFactory = _ => 32 };
         var port = new Option<int>("--http-port") { Description = "HTTP port of the first silo (others count up)", DefaultValueFactory = _ => 8080 };
@@ -30,7 +32,7 @@ internal static class ServeCommand
         var cluster = new ClusterOptions();
         var command = new Command("serve", "Serve a checkpoint: POST /v1/completions, GET /v1/models, GET /health")
         {
-            checkpoint, name, replicas, maxReplicas, maxBatch, queueLimit, port, token, onCluster, device, json,
+            checkpoint, name, replicas, maxReplicas, tensorSlicing, expertParallel, maxBatch, queueLimit, port, token, onCluster, device, json,
         };
         cluster.AddTo(command);
         command.SetAction((parse, cancellation) => CommandRunner.RunAsync(parse.GetValue(json), async () =>
@@ -43,6 +45,8 @@ internal static class ServeCommand
                 Checkpoint = folder,
                 Replicas = parse.GetValue(replicas),
                 MaxReplicas = parse.GetValue(maxReplicas),
+                TensorSlicing = parse.GetValue(tensorSlicing),
+                ExpertParallel = parse.GetValue(expertParallel),
                 MaxBatch = parse.GetValue(maxBatch),
                 QueueLimit = parse.GetValue(queueLimit),
                 Device = parse.GetValue(device),
@@ -56,7 +60,7 @@ internal static class ServeCommand
                 Report(state, null, asJson);
                 return state.Status == DeploymentStatus.Ready ? 0 : 1;
             }
-            await using var silos = await EmbeddedCluster.StartAsync(spec.Replicas, web: true, null, cancellation, parse.GetValue(port), parse.GetValue(token));
+            await using var silos = await EmbeddedCluster.StartAsync(spec.Replicas * spec.RanksPerReplica, web: true, null, cancellation, parse.GetValue(port), parse.GetValue(token));
             var ready = await Deploy(silos.Grains, spec, asJson, cancellation);
             Report(ready, $"http://127.0.0.1:{silos.Silos[0].HttpPort}", asJson);
             if (ready.Status != DeploymentStatus.Ready) return 1;
@@ -88,7 +92,7 @@ internal static class ServeCommand
         DeploymentState state;
         while ((state = await deployment.GetState()).Status == DeploymentStatus.Loading)
         {
-            if (!asJson) AnsiConsole.Markup($"\rloading {spec.Name} on {spec.Replicas} replica(s)… {clock.Elapsed.TotalSeconds:F0} s");
+            if (!asJson) AnsiConsole.Markup($"\rloading {spec.Name}: {spec.Replicas} replica(s) of {spec.RanksPerReplica} silo(s)… {clock.Elapsed.TotalSeconds:F0} s");
             await Task.Delay(500, cancellation);
         }
         if (!asJson) AnsiConsole.WriteLine();

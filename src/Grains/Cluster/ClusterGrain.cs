@@ -47,9 +47,10 @@ public sealed partial class ClusterGrain(
         if (S.SilosByDeployment.TryGetValue(spec.Name, out var held))
             return await deployment.Start(spec, held.Select((silo, i) => Member(active, silo, i)).ToArray());
         var free = FreeSilos(active);
-        if (free.Count < spec.Replicas)
-            throw new InvalidOperationException($"model '{spec.Name}' needs {spec.Replicas} free silo(s) for its replicas; {free.Count} are free (start silos, or undeploy or cancel something)");
-        var chosen = free.Take(spec.Replicas).Select(a => a.Name).ToList();
+        int needed = spec.Replicas * spec.RanksPerReplica;
+        if (free.Count < needed)
+            throw new InvalidOperationException($"model '{spec.Name}' needs {needed} free silo(s) ({spec.Replicas} replica(s) of {spec.RanksPerReplica}); {free.Count} are free (start silos, or undeploy or cancel something)");
+        var chosen = free.Take(needed).Select(a => a.Name).ToList();
         S.SilosByDeployment[spec.Name] = chosen;
         await Save();
         try

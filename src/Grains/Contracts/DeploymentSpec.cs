@@ -10,7 +10,7 @@ public sealed record DeploymentSpec
     /// <summary>Checkpoint folder on the silos' machines.</summary>
     [Id(1)] public required string Checkpoint { get; init; }
 
-    /// <summary>Data-parallel replicas, one silo each.</summary>
+    /// <summary>Data-parallel replicas, each on <see cref="RanksPerReplica"/> silos.</summary>
     [Id(2)] public int Replicas { get; init; } = 1;
 
     /// <summary>Requests a replica decodes together (its KV-cache slots).</summary>
@@ -28,8 +28,17 @@ public sealed record DeploymentSpec
     /// </summary>
     [Id(6)] public int MaxReplicas { get; init; }
 
+    /// <summary>Tensor-slicing degree L of a replica: attention and dense MLPs split over L silos (the GPUs of a node).</summary>
+    [Id(7)] public int TensorSlicing { get; init; } = 1;
+
+    /// <summary>Expert-parallel degree G of a replica: its experts spread over G groups of L silos (expert slicing when G exceeds a layer's experts).</summary>
+    [Id(8)] public int ExpertParallel { get; init; } = 1;
+
     /// <summary>The replicas the deployment asks the cluster for.</summary>
     public int TargetReplicas => Math.Max(Replicas, MaxReplicas);
+
+    /// <summary>Silos one replica spans (L × G).</summary>
+    public int RanksPerReplica => TensorSlicing * ExpertParallel;
 
     /// <summary>Throws ArgumentException naming the field when a value is out of range.</summary>
     public void Validate()
@@ -40,6 +49,8 @@ public sealed record DeploymentSpec
         if (Replicas < 1) throw new ArgumentException($"replicas: {Replicas} must be at least 1", nameof(Replicas));
         if (MaxBatch < 1) throw new ArgumentException($"max_batch: {MaxBatch} must be at least 1", nameof(MaxBatch));
         if (QueueLimit < 0) throw new ArgumentException($"queue_limit: {QueueLimit} must be ≥ 0", nameof(QueueLimit));
+        if (TensorSlicing < 1) throw new ArgumentException($"tensor_slicing: {TensorSlicing} must be at least 1", nameof(TensorSlicing));
+        if (ExpertParallel < 1) throw new ArgumentException($"expert_parallel: {ExpertParallel} must be at least 1", nameof(ExpertParallel));
         if (MaxReplicas != 0 && MaxReplicas < Replicas) throw new ArgumentException($"max_replicas: {MaxReplicas} is below replicas ({Replicas})", nameof(MaxReplicas));
     }
 }

@@ -43,7 +43,7 @@ public interface IClusterGrain : IGrainWithStringKey
     Task MembershipChanged(long version);
 
     /// <summary>
-    /// Reserves one free silo per replica and starts loading the deployment there (it answers while loading; watch
+    /// Reserves the free silos its replicas span (L × G each) and starts loading the deployment there (it answers while loading; watch
     /// its state). Throws when too few silos are free: a deployment is not queued like a job.
     /// </summary>
     Task<DeploymentState> Deploy(DeploymentSpec spec);

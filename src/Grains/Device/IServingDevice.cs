@@ -9,8 +9,11 @@ namespace Orleans.MoE.Grains.Device;
 /// </summary>
 public interface IServingDevice
 {
-    /// <summary>Opens (or finds) the session for a replica key: loads the checkpoint; returns the context length.</summary>
-    Task<int> OpenAsync(string key, DeploymentSpec spec);
+    /// <summary>Opens (or finds) the session for a replica key: loads its part of the checkpoint; returns the context length.</summary>
+    Task<int> OpenAsync(string key, DeploymentSpec spec, ServingRole role);
+
+    /// <summary>A new NCCL unique id created on this silo (the rendezvous of a GPU replica's ranks).</summary>
+    Task<byte[]> CreateNcclIdAsync();
 
     /// <summary>
     /// Queues a request: its pieces arrive on the returned reader, which completes after the last one. Throws

@@ -51,7 +51,7 @@ public static class ExecutionPlanBuilder
     /// GPU silos exchange through NCCL; CPU silos of one process share memory; CPU silos started by one mpiexec
     /// use MPI. CPU silos in separate processes without MPI have no data plane.
     /// </summary>
-    static string DataPlaneFor(PlanMember[] members)
+    public static string DataPlaneFor(PlanMember[] members)
     {
         if (members.Length == 1) return "none";
         if (members.All(m => m.MpiRank >= 0))

@@ -2,20 +2,22 @@ using Microsoft.Extensions.Logging;
 using Orleans.MoE.Grains.Contracts;
 using Orleans.MoE.Grains.Jobs;
 using Orleans.MoE.Grains.Placement;
+using Orleans.MoE.Grains.Planning;
 
 namespace Orleans.MoE.Grains.Serving;
 
 /// <summary>
-/// A deployment: one serving replica on each silo the cluster gives it, each loaded in the background (a large
-/// checkpoint takes minutes, and the cluster grain that starts it must not wait) and listed to the routers once it is
-/// ready. When membership changes it asks the cluster for its silos again: replicas on lost silos are forgotten (their
-/// requests fail as retryable), free silos get new replicas up to the spec's target.
+/// A deployment: replicas of L × G silos each (one silo unless the spec slices the model) on the silos the cluster
+/// gives it, each loaded in the background (a large checkpoint takes minutes, and the cluster grain that starts it
+/// must not wait) and listed to the routers by its rank 0 once ready. When membership changes it asks the cluster for
+/// its silos again: a replica that lost a silo is dropped (its requests fail as retryable, its other silos are
+/// unloaded), and the silos left over and new ones form new replicas up to the spec's target.
 /// </summary>
 public sealed partial class DeploymentGrain(
     [PersistentState("deployment", StorageNames.Jobs)] IPersistentState<DeploymentRecord> store,
     ILogger<DeploymentGrain> log) : Grain, IDeploymentGrain
 {
-    // Per silo, in memory: a reactivated deployment loads its replicas again (their sessions are found open).
+    // By each replica's rank-0 silo, in memory: a reactivated deployment loads its replicas again (found open).
     readonly HashSet<string> ready = [];
     readonly HashSet<string> loading = [];
     readonly Dictionary<string, string> errors = [];
@@ -29,7 +31,7 @@ public sealed partial class DeploymentGrain(
     {
         if (R.Spec is not null && !R.Stopped)
         {
-            foreach (var member in R.Members) _ = LoadReplica(member.Silo);
+            foreach (var replica in R.Replicas) _ = LoadReplica(replica);
             // Silos may have come or gone while no activation listened.
             _ = ClusterChanged();
         }
@@ -44,13 +46,16 @@ public sealed partial class DeploymentGrain(
             if (R.Spec != spec) throw new InvalidOperationException($"model '{spec.Name}' is already deployed from {R.Spec.Checkpoint}; undeploy it first");
             return await GetState();
         }
-        if (members.Count != spec.Replicas) throw new ArgumentException($"{members.Count} silos for {spec.Replicas} replicas", nameof(members));
+        if (members.Count != spec.Replicas * spec.RanksPerReplica)
+            throw new ArgumentException($"{members.Count} silos for {spec.Replicas} replicas of {spec.RanksPerReplica}", nameof(members));
         R.Spec = spec;
         R.Members = [.. members];
+        R.Replicas = [];
         R.Created = DateTimeOffset.UtcNow;
         R.Stopped = false;
+        var (_, formed) = Regroup();
         await store.WriteStateAsync();
-        foreach (var member in members) _ = LoadReplica(member.Silo);
+        foreach (var replica in formed) _ = LoadReplica(replica);
         // Not awaited: the cluster grain is waiting for this call, and answers the resize only after it.
         if (spec.TargetReplicas > spec.Replicas) _ = ClusterChanged();
         return await GetState();
@@ -59,56 +64,88 @@ public sealed partial class DeploymentGrain(
     public async Task ClusterChanged()
     {
         if (R.Spec is not { } spec || R.Stopped) return;
-        var members = await Cluster.ResizeDeployment(spec.Name, spec.TargetReplicas);
+        var members = await Cluster.ResizeDeployment(spec.Name, spec.TargetReplicas * spec.RanksPerReplica);
         if (R.Stopped) return;
-        var now = members.Select(m => m.Silo).ToHashSet();
-        var before = R.Members.Select(m => m.Silo).ToHashSet();
-        if (now.SetEquals(before)) return;
-        foreach (string gone in before.Except(now))
-        {
-            ready.Remove(gone);
-            errors.Remove(gone);
-            LogReplicaGone(log, spec.Name, gone);
-            // A drained silo is still there, with the replica's model loaded; a lost one has nothing to unload.
-            _ = UnloadQuietly(gone);
-        }
+        if (members.Select(m => m.Silo).ToHashSet().SetEquals(R.Members.Select(m => m.Silo))) return;
         R.Members = [.. members];
+        var (broken, formed) = Regroup();
+        foreach (var replica in broken)
+        {
+            ready.Remove(replica[0]);
+            errors.Remove(replica[0]);
+            LogReplicaGone(log, spec.Name, replica[0]);
+            // Drained silos and the survivors of a lost one still hold the replica's model; a lost silo has nothing.
+            foreach (string silo in replica) _ = UnloadQuietly(silo);
+        }
         await store.WriteStateAsync();
-        foreach (string added in now.Except(before)) _ = LoadReplica(added);
+        foreach (var replica in formed) _ = LoadReplica(replica);
     }
 
-    async Task LoadReplica(string silo)
+    /// <summary>
+    /// Keeps the replicas whose silos are all still members and forms new ones from the other members, L × G at a
+    /// time in member order (members too few for a whole replica wait for more).
+    /// </summary>
+    (List<List<string>> Broken, List<List<string>> Formed) Regroup()
+    {
+        int ranks = R.Spec!.RanksPerReplica;
+        var present = R.Members.Select(m => m.Silo).ToHashSet();
+        var kept = R.Replicas.Where(r => r.All(present.Contains)).ToList();
+        var broken = R.Replicas.Where(r => !r.All(present.Contains)).ToList();
+        var used = kept.SelectMany(r => r).ToHashSet();
+        var formed = R.Members.Select(m => m.Silo).Where(s => !used.Contains(s)).Chunk(ranks).Where(c => c.Length == ranks).Select(c => c.ToList()).ToList();
+        R.Replicas = [.. kept, .. formed];
+        return (broken, formed);
+    }
+
+    async Task LoadReplica(List<string> replica)
     {
         var spec = R.Spec!;
-        if (!loading.Add(silo)) return;
+        string leader = replica[0];
+        if (!loading.Add(leader)) return;
         try
         {
-            int length = await GrainFactory.GetGrain<IServingReplicaGrain>(PlanKey.ServingReplica(spec.Name, silo)).Load(spec);
-            // The silo may have left the deployment while it loaded.
-            if (R.Members.Any(m => m.Silo == silo))
+            var members = replica.Select((silo, rank) => (R.Members.FirstOrDefault(m => m.Silo == silo)
+                ?? throw new InvalidOperationException($"silo {silo} is no longer a member")) with { Rank = rank }).ToArray();
+            string dataPlane = members.Length == 1 ? "none" : ExecutionPlanBuilder.DataPlaneFor(members);
+            if (dataPlane == "mpi") throw new NotSupportedException("a serving replica of several silos needs them in one process (shared memory) or on GPUs (NCCL); MPI worlds are for jobs");
+            byte[]? id = dataPlane == "nccl" ? await Replica(leader).CreateDataPlaneId() : null;
+            long formation = ++R.Formations;
+            // Every rank together: the ranks of a replica meet in its data plane while they load.
+            var lengths = await Task.WhenAll(members.Select(m => Replica(m.Silo).Load(spec, new ServingRole
             {
-                ready.Add(silo);
-                errors.Remove(silo);
-                contextLength = length;
-                LogReplicaReady(log, spec.Name, silo);
+                Members = members,
+                Rank = m.Rank,
+                DataPlane = dataPlane,
+                DataPlaneId = id,
+                Formation = formation,
+            })));
+            // The replica may have been dropped while it loaded.
+            if (R.Replicas.Any(r => r[0] == leader))
+            {
+                ready.Add(leader);
+                errors.Remove(leader);
+                contextLength = lengths.Min();
+                LogReplicaReady(log, spec.Name, leader);
             }
         }
         catch (Exception e)
         {
-            errors[silo] = e.Message;
-            LogReplicaFailed(log, e, spec.Name, silo);
+            errors[leader] = e.Message;
+            LogReplicaFailed(log, e, spec.Name, leader);
         }
         finally
         {
-            loading.Remove(silo);
+            loading.Remove(leader);
         }
     }
+
+    IServingReplicaGrain Replica(string silo) => GrainFactory.GetGrain<IServingReplicaGrain>(PlanKey.ServingReplica(R.Spec!.Name, silo));
 
     async Task UnloadQuietly(string silo)
     {
         try
         {
-            await GrainFactory.GetGrain<IServingReplicaGrain>(PlanKey.ServingReplica(R.Spec!.Name, silo)).Unload();
+            await Replica(silo).Unload();
         }
         catch (Exception e) when (e is TimeoutException or OrleansException)
         {
@@ -128,7 +165,7 @@ public sealed partial class DeploymentGrain(
         if (R.Spec is null) return new DeploymentState { Spec = new DeploymentSpec { Name = this.GetPrimaryKeyString(), Checkpoint = "" }, Status = DeploymentStatus.Unknown };
         var status = Status;
         var keys = status == DeploymentStatus.Ready
-            ? R.Members.Where(m => ready.Contains(m.Silo)).Select(m => PlanKey.ServingReplica(R.Spec.Name, m.Silo)).ToArray()
+            ? R.Replicas.Where(r => ready.Contains(r[0])).Select(r => PlanKey.ServingReplica(R.Spec.Name, r[0])).ToArray()
             : [];
         var loads = new List<ReplicaLoad>();
         var asked = keys.Select(key => GrainFactory.GetGrain<IServingReplicaGrain>(key).GetLoad()).ToArray();

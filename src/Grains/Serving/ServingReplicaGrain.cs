@@ -19,12 +19,14 @@ public sealed class ServingReplicaGrain(IServingDevice device, SiloIdentity silo
 {
     string Key => this.GetPrimaryKeyString();
 
-    public Task<int> Load(DeploymentSpec spec)
+    public Task<int> Load(DeploymentSpec spec, ServingRole role)
     {
         // The session lives as long as the deployment; idle collection would drop a replica between requests.
         DelayDeactivation(TimeSpan.FromDays(3650));
-        return device.OpenAsync(Key, spec);
+        return device.OpenAsync(Key, spec, role);
     }
+
+    public Task<byte[]> CreateDataPlaneId() => device.CreateNcclIdAsync();
 
     public async IAsyncEnumerable<CompletionChunk> Generate(CompletionRequest request, [EnumeratorCancellation] CancellationToken cancellation = default)
     {

@@ -16,7 +16,7 @@ namespace Orleans.MoE.Kernels.Serving;
 /// </summary>
 public sealed class ReplicaRank : IDisposable
 {
-    const long Stop = 0, Run = 1;
+    const long Stop = 0, Run = 1, Ping = 2;
 
     readonly GptModel model;
     readonly ServingGroups groups;
@@ -70,6 +70,7 @@ public sealed class ReplicaRank : IDisposable
                 header = received.cpu().data<long>().ToArray();
             }
             if (header[0] == Stop) return;
+            if (header[0] == Ping) continue;
             int rows = (int)header[1], length = (int)header[2];
             using var planSlots = torch.zeros(rows, ScalarType.Int64, device: device);
             replica.Broadcast(planSlots, 0);
@@ -79,6 +80,16 @@ public sealed class ReplicaRank : IDisposable
             using var scope = torch.NewDisposeScope();
             Forward(planSlots.cpu().data<long>().Select(s => (int)s).ToArray(), planTokens.cpu().data<long>().ToArray(), length, header[3] == 1);
         }
+    }
+
+    /// <summary>
+    /// The leader's word while no request comes: a collective waited on for longer than the data plane's timeout (minutes)
+    /// would abort the replica, so an idle leader pings its followers well within it.
+    /// </summary>
+    public void KeepAlive()
+    {
+        using var header = torch.tensor(new[] { Ping, 0L, 0L, 0L }, device: device);
+        replica.Broadcast(header, 0);
     }
 
     /// <summary>The leader ends the followers' loops (when the engine is disposed).</summary>

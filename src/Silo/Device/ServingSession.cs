@@ -1,16 +1,15 @@
 using System.Collections.Concurrent;
 using System.Threading.Channels;
 using Orleans.MoE.Grains.Contracts;
-using Orleans.MoE.Kernels.Checkpoints;
+using Orleans.MoE.Kernels.Comm;
 using Orleans.MoE.Kernels.Generation;
-using Orleans.MoE.Kernels.Model;
-using Orleans.MoE.Kernels.Native;
+using Orleans.MoE.Kernels.Serving;
 using Orleans.MoE.Kernels.Tokenizers;
 
 namespace Orleans.MoE.Silo.Device;
 
 /// <summary>
-/// One replica's model and continuous-batching engine on this silo's device. Callers submit from any thread; the
+/// One replica's rank 0 on this silo's device: its model (or slice) and continuous-batching engine. Callers submit from any thread; the
 /// engine is touched only on the device executor, one <see cref="GenerationEngine.Step"/> per work item, so training
 /// sessions on the same silo still get their turns between steps. Each request's pieces go out on its own channel.
 /// </summary>
@@ -19,7 +18,7 @@ public sealed class ServingSession : IAsyncDisposable
     readonly DeviceExecutor executor;
     readonly DeploymentSpec spec;
     readonly string silo;
-    readonly GptModel model;
+    readonly ServingReplicaParts parts;
     readonly GenerationEngine engine;
     readonly ITextTokenizer tokenizer;
     readonly Lock tokenizing = new();
@@ -30,6 +29,9 @@ public sealed class ServingSession : IAsyncDisposable
     readonly Lock admission = new();
     readonly Task pump;
 
+    // Well within the data planes' collective timeouts (minutes), which an idle replica's followers wait under.
+    static readonly TimeSpan KeepAliveInterval = TimeSpan.FromSeconds(30);
+
     // Requests taken and not yet finished (running + waiting): the queue bound is checked against it.
     int admitted;
     int mostQueued;
@@ -37,30 +39,34 @@ public sealed class ServingSession : IAsyncDisposable
     long refused;
     long cancelled;
 
-    ServingSession(DeviceExecutor executor, DeploymentSpec spec, string silo, GptModel model, GenerationEngine engine, ITextTokenizer tokenizer)
+    ServingSession(DeviceExecutor executor, DeploymentSpec spec, string silo, ServingReplicaParts parts, GenerationEngine engine)
     {
         this.executor = executor;
         this.spec = spec;
         this.silo = silo;
-        this.model = model;
+        this.parts = parts;
         this.engine = engine;
-        this.tokenizer = tokenizer;
+        tokenizer = parts.Tokenizer;
         pump = Task.Run(PumpAsync);
     }
 
     public int ContextLength => engine.ContextLength;
 
-    /// <summary>Loads the checkpoint on the executor and starts the serving loop.</summary>
-    public static async Task<ServingSession> OpenAsync(DeviceExecutor executor, DeploymentSpec spec, string silo, string siloDevice)
+    /// <summary>
+    /// Loads the replica's rank 0 part on the executor (the whole model, or its slice with the other ranks joining
+    /// the same replica) and starts the serving loop.
+    /// </summary>
+    public static async Task<ServingSession> OpenAsync(DeviceExecutor executor, DeploymentSpec spec, ServingRole role, string silo, string siloDevice)
     {
-        var (model, engine, tokenizer) = await executor.RunAsync(() =>
+        var (parts, engine) = await executor.RunAsync(() =>
         {
-            var saved = ModelCheckpoint.Open(spec.Checkpoint);
-            var device = TorchRuntime.ResolveDevice(spec.Device ?? (siloDevice == "auto" ? saved.Config.Device : siloDevice));
-            var model = saved.LoadModel(device);
-            return (model, new GenerationEngine(model, saved.Tokenizer, device, spec.MaxBatch), saved.Tokenizer);
+            var parts = ServingReplicaParts.Build(spec, role, siloDevice);
+            var engine = parts.Rank is { } rank
+                ? new GenerationEngine(new ReplicaBatchForward(rank), parts.Tokenizer, spec.MaxBatch)
+                : new GenerationEngine(parts.Model, parts.Tokenizer, parts.Device, spec.MaxBatch);
+            return (parts, engine);
         });
-        return new ServingSession(executor, spec, silo, model, engine, tokenizer);
+        return new ServingSession(executor, spec, silo, parts, engine);
     }
 
     public ChannelReader<CompletionChunk> Submit(string id, CompletionRequest request)
@@ -139,11 +145,16 @@ public sealed class ServingSession : IAsyncDisposable
             if (await executor.RunAsync(StepOnDevice)) continue;
             try
             {
-                await wake.WaitAsync(closing.Token);
+                if (!await wake.WaitAsync(KeepAliveInterval, closing.Token) && parts.Rank is { } rank)
+                    await executor.RunAsync(rank.KeepAlive);
             }
             catch (OperationCanceledException)
             {
                 break;
+            }
+            catch (CommunicatorAbortedException)
+            {
+                // A rank of the replica is gone: the next request fails with the cause, and the deployment re-forms it.
             }
         }
     }
@@ -206,8 +217,15 @@ public sealed class ServingSession : IAsyncDisposable
                     channel.Writer.TryWrite(new CompletionChunk { FinishReason = nameof(FinishReason.Cancelled).ToLowerInvariant() });
                 Finish(id, null);
             }
-            engine.Dispose();
-            model.Dispose();
+            try
+            {
+                // A replica of several silos tells its other ranks to stop here; one of them may be gone already.
+                engine.Dispose();
+            }
+            catch (CommunicatorAbortedException)
+            {
+            }
+            parts.Dispose();
         });
         closing.Dispose();
         wake.Dispose();

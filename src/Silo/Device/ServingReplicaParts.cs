@@ -1,0 +1,90 @@
+using Orleans.MoE.Grains.Contracts;
+using Orleans.MoE.Kernels.Checkpoints;
+using Orleans.MoE.Kernels.Comm;
+using Orleans.MoE.Kernels.Comm.Nccl;
+using Orleans.MoE.Kernels.Model;
+using Orleans.MoE.Kernels.Native;
+using Orleans.MoE.Kernels.Serving;
+using Orleans.MoE.Kernels.Tokenizers;
+
+namespace Orleans.MoE.Silo.Device;
+
+/// <summary>
+/// What this silo holds of a serving replica, built on the device executor: the whole model for a one-silo replica;
+/// for a replica of several silos, the replica's communicator, its serving groups, this rank's slice of the model and
+/// the rank that runs the leader's forwards in lockstep.
+/// </summary>
+public sealed class ServingReplicaParts : IDisposable
+{
+    ServingReplicaParts(GptModel model, ITextTokenizer tokenizer, TorchSharp.torch.Device device)
+    {
+        Model = model;
+        Tokenizer = tokenizer;
+        Device = device;
+    }
+
+    public GptModel Model { get; }
+    public ITextTokenizer Tokenizer { get; }
+    public TorchSharp.torch.Device Device { get; }
+
+    /// <summary>The lockstep rank of a replica of several silos (null for a one-silo replica).</summary>
+    public ReplicaRank? Rank { get; private set; }
+
+    ICommunicator? world;
+    ServingGroups? groups;
+    string? sharedMemoryKey;
+
+    public static ServingReplicaParts Build(DeploymentSpec spec, ServingRole role, string siloDevice)
+    {
+        var saved = ModelCheckpoint.Open(spec.Checkpoint);
+        var device = TorchRuntime.ResolveDevice(spec.Device ?? (siloDevice == "auto" ? saved.Config.Device : siloDevice));
+        if (role.Members.Count == 1) return new ServingReplicaParts(saved.LoadModel(device), saved.Tokenizer, device);
+
+        var layout = new ServingLayout(spec.TensorSlicing, spec.ExpertParallel);
+        // Checked before joining: a layout the model cannot take fails every rank alike, not in a collective.
+        layout.Validate(saved.Config.Model, saved.Config.Moe);
+        string key = $"serve/{spec.Name}/{role.Members[0].Silo}/f{role.Formation}";
+        var world = role.DataPlane switch
+        {
+            // The data planes' collective timeouts stand: an idle rank 0 pings its followers well within them.
+            "shared-memory" => SharedMemoryRendezvous.Join(key, role.Members.Count, role.Rank),
+            "nccl" => NcclCommunicator.Create(NcclUniqueId.FromBytes(role.DataPlaneId ?? throw new InvalidOperationException("a GPU replica's role carries rank 0's NCCL id")),
+                role.Rank, role.Members.Count, device.index >= 0 ? device.index : 0),
+            _ => throw new NotSupportedException($"a replica of {role.Members.Count} silos needs them in one process (shared memory) or on GPUs (NCCL), not '{role.DataPlane}'"),
+        };
+        ServingGroups? groups = null;
+        try
+        {
+            groups = ServingGroups.Create(world, layout);
+            var model = SlicedModel.FromCheckpoint(saved, groups, device);
+            return new ServingReplicaParts(model, saved.Tokenizer, device)
+            {
+                world = world,
+                groups = groups,
+                sharedMemoryKey = role.DataPlane == "shared-memory" ? key : null,
+                Rank = new ReplicaRank(model, groups, world, device, spec.MaxBatch),
+            };
+        }
+        catch
+        {
+            groups?.Dispose();
+            world.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Makes every rank's current and next collective fail (a rank is gone, or the replica is unloaded).</summary>
+    public void Abort(Exception cause)
+    {
+        if (sharedMemoryKey is not null) SharedMemoryRendezvous.Abort(sharedMemoryKey, cause);
+        if (world is NcclCommunicator nccl) nccl.Abort(cause);
+    }
+
+    public void Dispose()
+    {
+        Rank?.Dispose();
+        Model.Dispose();
+        groups?.Dispose();
+        world?.Dispose();
+    }
+}
