@@ -105,7 +105,8 @@ public sealed partial class DeploymentGrain(
         try
         {
             var members = replica.Select((silo, rank) => (R.Members.FirstOrDefault(m => m.Silo == silo)
-                ?? throw new InvalidOperationException($"silo {silo} is no longer a member")) with { Rank = rank }).ToArray();
+                ?? throw new InvalidOperationException($"silo {silo} is no longer a member")) with
+            { Rank = rank }).ToArray();
             string dataPlane = members.Length == 1 ? "none" : ExecutionPlanBuilder.DataPlaneFor(members);
             if (dataPlane == "mpi") throw new NotSupportedException("a serving replica of several silos needs them in one process (shared memory) or on GPUs (NCCL); MPI worlds are for jobs");
             byte[]? id = dataPlane == "nccl" ? await Replica(leader).CreateDataPlaneId() : null;
