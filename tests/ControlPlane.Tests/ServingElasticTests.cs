@@ -15,7 +15,7 @@ public class ServingElasticTests
         {
             var state = await deployment.GetState();
             if (done(state)) return state;
-            Assert.True(clock.Elapsed < Patience, $"{what}: still {state.Status} with {state.Replicas.Count} replicas ({state.Error})");
+            Assert.True(clock.Elapsed < Patience, $"{what}: still {state.Status} with replicas [{string.Join(", ", state.Replicas)}] on silos [{string.Join(", ", state.Silos)}] ({state.Error})");
             await Task.Delay(200, TestContext.Current.CancellationToken);
         }
     }
@@ -35,19 +35,7 @@ public class ServingElasticTests
         await using var cluster = await ElasticCluster.StartAsync(2);
         var grains = cluster.Client;
         var spec = new DeploymentSpec { Name = "tiny", Checkpoint = TinyConfigs.ServingCheckpoint.Value, Replicas = 2, MaxReplicas = 3 };
-        var clock = Stopwatch.StartNew();
-        while (true)
-        {
-            try
-            {
-                await grains.GetGrain<IClusterGrain>(IClusterGrain.Key).Deploy(spec);
-                break;
-            }
-            catch (InvalidOperationException) when (clock.Elapsed < Patience)
-            {
-                await Task.Delay(250, TestContext.Current.CancellationToken); // silos become assignable with their first heartbeat
-            }
-        }
+        await Deployments.DeployWhenSilosAreReady(grains, spec, Patience);
         var deployment = grains.GetGrain<IDeploymentGrain>("tiny");
         await Until(deployment, s => s.Replicas.Count == 2, "two replicas on two silos");
         string expected = await Complete(grains, "The jury");

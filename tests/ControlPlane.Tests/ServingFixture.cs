@@ -54,7 +54,6 @@ public class ServingFixture : IAsyncLifetime
             if (i == 0) BaseUrl = $"http://127.0.0.1:{http}";
         }
 
-        var cluster = Grains.GetGrain<IClusterGrain>(IClusterGrain.Key);
         var spec = new DeploymentSpec
         {
             Name = Model,
@@ -65,20 +64,7 @@ public class ServingFixture : IAsyncLifetime
             MaxBatch = MaxBatch,
             QueueLimit = QueueLimit,
         };
-        // A silo becomes assignable with its first heartbeat.
-        var until = DateTime.UtcNow.AddMinutes(1);
-        while (true)
-        {
-            try
-            {
-                await cluster.Deploy(spec);
-                break;
-            }
-            catch (InvalidOperationException) when (DateTime.UtcNow < until)
-            {
-                await Task.Delay(250);
-            }
-        }
+        await Deployments.DeployWhenSilosAreReady(Grains, spec, TimeSpan.FromMinutes(1));
         var deployment = Grains.GetGrain<IDeploymentGrain>(Model);
         DeploymentState state;
         while ((state = await deployment.GetState()).Status == DeploymentStatus.Loading) await Task.Delay(100);

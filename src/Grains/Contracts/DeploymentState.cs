@@ -16,6 +16,9 @@ public sealed record DeploymentState
     /// <summary>The model's context length (prompt plus completion), once loaded.</summary>
     [Id(5)] public int ContextLength { get; init; }
     [Id(6)] public DateTimeOffset Created { get; init; }
+
+    /// <summary>Every silo the deployment holds (ready, loading, or waiting for enough silos to form a replica).</summary>
+    [Id(7)] public IReadOnlyList<string> Silos { get; init; } = [];
 }
 
 /// <summary>Where a deployment is in its life.</summary>

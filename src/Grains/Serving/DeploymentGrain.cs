@@ -22,6 +22,10 @@ public sealed partial class DeploymentGrain(
     readonly HashSet<string> loading = [];
     readonly Dictionary<string, string> errors = [];
     int contextLength;
+    Task? reconciling;
+    bool reconcileAgain;
+
+    static readonly TimeSpan ShortRetry = TimeSpan.FromSeconds(5);
 
     DeploymentRecord R => store.State;
 
@@ -29,6 +33,9 @@ public sealed partial class DeploymentGrain(
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
+        this.RegisterGrainTimer(ReconcileWhileShort, ShortRetry, ShortRetry);
+        // What is ready lives in this activation; idle collection would make the next request wait for a reload.
+        DelayDeactivation(TimeSpan.FromDays(3650));
         if (R.Spec is not null && !R.Stopped)
         {
             foreach (var replica in R.Replicas) _ = LoadReplica(replica);
@@ -61,7 +68,43 @@ public sealed partial class DeploymentGrain(
         return await GetState();
     }
 
+    /// <summary>
+    /// Reconciles with the cluster. Runs one pass at a time (the activation's own pass may overlap a notification), and
+    /// a change that arrives during a pass gets another, so an older answer never overwrites a newer one.
+    /// </summary>
     public async Task ClusterChanged()
+    {
+        if (reconciling is { IsCompleted: false })
+        {
+            reconcileAgain = true;
+            await reconciling;
+            return;
+        }
+        reconciling = ReconcileUntilSettled();
+        await reconciling;
+    }
+
+    async Task ReconcileUntilSettled()
+    {
+        do
+        {
+            reconcileAgain = false;
+            await Reconcile();
+        }
+        while (reconcileAgain);
+    }
+
+    /// <summary>
+    /// A safety net under the notifications: while the deployment is short of its target (a silo lost, or fewer than a
+    /// replica's worth free), it asks the cluster again every few seconds.
+    /// </summary>
+    Task ReconcileWhileShort()
+    {
+        var spec = R.Spec;
+        return spec is null || R.Stopped || R.Replicas.Count >= spec.TargetReplicas ? Task.CompletedTask : ClusterChanged();
+    }
+
+    async Task Reconcile()
     {
         if (R.Spec is not { } spec || R.Stopped) return;
         var members = await Cluster.ResizeDeployment(spec.Name, spec.TargetReplicas * spec.RanksPerReplica);
@@ -190,6 +233,7 @@ public sealed partial class DeploymentGrain(
             Error = errors.Count == 0 ? null : string.Join("; ", errors.Select(e => $"{e.Key}: {e.Value}")),
             ContextLength = contextLength,
             Created = R.Created,
+            Silos = R.Members.Select(m => m.Silo).ToArray(),
         };
     }
 
