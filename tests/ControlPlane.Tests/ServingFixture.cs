@@ -43,15 +43,28 @@ public class ServingFixture : IAsyncLifetime
     {
         Checkpoint = TinyConfigs.ServingCheckpoint.Value;
 
-        int primary = FreePort();
+        int primary = 0;
         for (int i = 0; i < silos; i++)
         {
-            int http = FreePort();
-            var options = new MoeSiloOptions { Name = $"serving-silo-{i}", Device = "cpu", SiloPort = i == 0 ? primary : FreePort(), PrimarySiloPort = primary, GatewayPort = FreePort(), HttpPort = http, HeartbeatSeconds = 1 };
-            var host = MoeSiloHost.Build(options);
-            await host.StartAsync();
-            hosts.Add(host);
-            if (i == 0) BaseUrl = $"http://127.0.0.1:{http}";
+            // A free port can be taken by another test's silo before this one binds it: then try other ports.
+            for (int attempt = 1; ; attempt++)
+            {
+                int http = FreePort(), port = FreePort();
+                var options = new MoeSiloOptions { Name = $"serving-silo-{i}", Device = "cpu", SiloPort = port, PrimarySiloPort = i == 0 ? port : primary, GatewayPort = FreePort(), HttpPort = http, HeartbeatSeconds = 1 };
+                var host = MoeSiloHost.Build(options);
+                try
+                {
+                    await host.StartAsync();
+                }
+                catch (Exception e) when (attempt < 5 && e is IOException or InvalidOperationException)
+                {
+                    host.Dispose();
+                    continue;
+                }
+                hosts.Add(host);
+                if (i == 0) (primary, BaseUrl) = (port, $"http://127.0.0.1:{http}");
+                break;
+            }
         }
 
         var spec = new DeploymentSpec

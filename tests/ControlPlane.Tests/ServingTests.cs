@@ -85,7 +85,7 @@ public class ServingTests(ServingFixture fixture) : IClassFixture<ServingFixture
     }
 
     [Fact]
-    public async Task ModelsAndHealthDescribeTheDeployment()
+    public async Task ModelsHealthAndTheMoeViewDescribeTheDeployment()
     {
         using var http = new HttpClient { Timeout = Patience };
         using var models = JsonDocument.Parse(await http.GetStringAsync($"{fixture.BaseUrl}/v1/models", TestContext.Current.CancellationToken));
@@ -95,6 +95,11 @@ public class ServingTests(ServingFixture fixture) : IClassFixture<ServingFixture
         Assert.Equal(128, model.GetProperty("context_length").GetInt32());
         using var health = JsonDocument.Parse(await http.GetStringAsync($"{fixture.BaseUrl}/health", TestContext.Current.CancellationToken));
         Assert.Equal("ok", health.RootElement.GetProperty("status").GetString());
+        // The MoE view's data carries the deployment too.
+        using var view = JsonDocument.Parse(await http.GetStringAsync($"{fixture.BaseUrl}/moe/api/state", TestContext.Current.CancellationToken));
+        var shown = Assert.Single(view.RootElement.GetProperty("deployments").EnumerateArray());
+        Assert.Equal(ServingFixture.Model, shown.GetProperty("model").GetString());
+        Assert.Equal(1, shown.GetProperty("replicas").GetInt32());
     }
 
     [Fact]

@@ -22,6 +22,7 @@ internal static class ServeCommand
         var maxReplicas = new Option<int>("--max-replicas") { Description = "Grow up to this many replicas as silos join (0 = stay at --replicas); lost replicas are replaced either way" };
         var tensorSlicing = new Option<int>("--tensor-slicing") { Description = "L: a replica's attention and dense MLPs split over L silos (GPUs of a node)", DefaultValueFactory = _ => 1 };
         var expertParallel = new Option<int>("--expert-parallel") { Description = "G: a replica's experts spread over G groups of L silos (a replica spans L × G silos)", DefaultValueFactory = _ => 1 };
+        var hierarchical = new Option<bool>("--hierarchical") { Description = "Relay a replica's expert exchange through its nodes when its groups span several" };
         var maxBatch = new Option<int>("--max-batch") { Description = "Requests a replica decodes together", DefaultValueFactory = _ => 8 };
         var queueLimit = new Option<int>("--queue-limit") { Description = "Requests a replica holds waiting; more are answered 429 busy", DefaultValueFactory = _ => 32 };
         var port = new Option<int>("--http-port") { Description = "HTTP port of the first silo (others count up)", DefaultValueFactory = _ => 8080 };
@@ -32,7 +33,7 @@ internal static class ServeCommand
         var cluster = new ClusterOptions();
         var command = new Command("serve", "Serve a checkpoint: POST /v1/completions, GET /v1/models, GET /health")
         {
-            checkpoint, name, replicas, maxReplicas, tensorSlicing, expertParallel, maxBatch, queueLimit, port, token, onCluster, device, json,
+            checkpoint, name, replicas, maxReplicas, tensorSlicing, expertParallel, hierarchical, maxBatch, queueLimit, port, token, onCluster, device, json,
         };
         cluster.AddTo(command);
         command.SetAction((parse, cancellation) => CommandRunner.RunAsync(parse.GetValue(json), async () =>
@@ -47,6 +48,7 @@ internal static class ServeCommand
                 MaxReplicas = parse.GetValue(maxReplicas),
                 TensorSlicing = parse.GetValue(tensorSlicing),
                 ExpertParallel = parse.GetValue(expertParallel),
+                HierarchicalAllToAll = parse.GetValue(hierarchical),
                 MaxBatch = parse.GetValue(maxBatch),
                 QueueLimit = parse.GetValue(queueLimit),
                 Device = parse.GetValue(device),

@@ -34,6 +34,12 @@ public sealed record DeploymentSpec
     /// <summary>Expert-parallel degree G of a replica: its experts spread over G groups of L silos (expert slicing when G exceeds a layer's experts).</summary>
     [Id(8)] public int ExpertParallel { get; init; } = 1;
 
+    /// <summary>
+    /// Relay a replica's expert exchange through its nodes (intra-node, then inter-node, §5.3) when its expert-parallel
+    /// groups span several nodes (silos report their node; every node must hold the same number of the replica's silos).
+    /// </summary>
+    [Id(9)] public bool HierarchicalAllToAll { get; init; }
+
     /// <summary>The replicas the deployment asks the cluster for.</summary>
     public int TargetReplicas => Math.Max(Replicas, MaxReplicas);
 

@@ -40,7 +40,13 @@ public sealed class ServingReplicaParts : IDisposable
         var device = TorchRuntime.ResolveDevice(spec.Device ?? (siloDevice == "auto" ? saved.Config.Device : siloDevice));
         if (role.Members.Count == 1) return new ServingReplicaParts(saved.LoadModel(device), saved.Tokenizer, device);
 
-        var layout = new ServingLayout(spec.TensorSlicing, spec.ExpertParallel);
+        var perNode = role.Members.GroupBy(m => m.Node).Select(g => g.Count()).Distinct().ToArray();
+        var layout = new ServingLayout(spec.TensorSlicing, spec.ExpertParallel)
+        {
+            HierarchicalAllToAll = spec.HierarchicalAllToAll,
+            // Silos of unequal nodes: no node size, so the exchange stays flat.
+            NodeSize = perNode.Length == 1 ? perNode[0] : 0,
+        };
         // Checked before joining: a layout the model cannot take fails every rank alike, not in a collective.
         layout.Validate(saved.Config.Model, saved.Config.Moe);
         string key = $"serve/{spec.Name}/{role.Members[0].Silo}/f{role.Formation}";

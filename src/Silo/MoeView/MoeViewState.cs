@@ -2,7 +2,7 @@ using Orleans.MoE.Grains.Contracts;
 
 namespace Orleans.MoE.Silo.MoeView;
 
-/// <summary>What the MoE view shows, gathered from the cluster grain and the newest jobs' coordinators.</summary>
+/// <summary>What the MoE view shows, gathered from the cluster grain, the newest jobs' coordinators and the deployments.</summary>
 public static class MoeViewState
 {
     /// <summary>Jobs shown with details (the newest first).</summary>
@@ -17,6 +17,7 @@ public static class MoeViewState
         var silos = await cluster.GetSilos();
         var listings = (await cluster.ListJobs()).OrderByDescending(j => j.SubmittedAt).Take(JobsShown).ToArray();
         var jobs = await Task.WhenAll(listings.Select(j => grains.GetGrain<IJobCoordinatorGrain>(j.JobId).GetState()));
+        var deployments = await Task.WhenAll((await cluster.ListDeployments()).Select(d => grains.GetGrain<IDeploymentGrain>(d).GetState()));
         return new
         {
             generated_at = DateTimeOffset.UtcNow,
@@ -35,6 +36,23 @@ public static class MoeViewState
                 running_job = s.RunningJob,
                 grains = s.Grains,
                 dashboard = s.Health.DashboardUrl,
+            }),
+            deployments = deployments.Select(d => new
+            {
+                model = d.Spec.Name,
+                status = d.Status.ToString(),
+                layout = $"{d.Spec.TensorSlicing}×{d.Spec.ExpertParallel}",
+                replicas = d.Replicas.Count,
+                target_replicas = d.Spec.TargetReplicas,
+                silos = d.Silos,
+                max_batch = d.Spec.MaxBatch,
+                queue_limit = d.Spec.QueueLimit,
+                running = d.Loads.Sum(l => l.Running),
+                waiting = d.Loads.Sum(l => l.Waiting),
+                tokens = d.Loads.Sum(l => l.Tokens),
+                refused = d.Loads.Sum(l => l.Refused),
+                cancelled = d.Loads.Sum(l => l.Cancelled),
+                error = d.Error,
             }),
             jobs = jobs.Select(j => new
             {
