@@ -64,6 +64,9 @@ public class ReplicaGenerationTests
                     rank.Follow();
                     return null;
                 }
+                // An idle leader's pings keep the followers waiting, and change nothing.
+                rank.KeepAlive();
+                rank.KeepAlive();
                 using var engine = new GenerationEngine(new ReplicaBatchForward(rank), tokenizer, maxBatch: 3);
                 return Drive(engine);
             }
