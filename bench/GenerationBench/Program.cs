@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Orleans.MoE.Bench;
 using Orleans.MoE.Kernels.Config;
 using Orleans.MoE.Kernels.Generation;
 using Orleans.MoE.Kernels.Model;
@@ -16,6 +17,7 @@ using static TorchSharp.torch;
 // ignored); the first step is the prefill (and first token), every later step gives each request one token.
 // Usage: GenerationBench [--config configs/gpu-350m-pr-moe-32-64.json] [--device auto|cpu|cuda] [--prompt 128]
 //        [--generate 64] [--batches 1,8,64] [--out bench/results]
+//        GenerationBench --tensor-slicing L --expert-parallel G ...   (one replica of L × G ranks: GPUs 0…LG−1, or CPU threads)
 var options = args.Select((a, i) => (a, i)).Where(p => p.a.StartsWith("--", StringComparison.Ordinal))
     .ToDictionary(p => p.a[2..], p => p.i + 1 < args.Length ? args[p.i + 1] : "");
 string Get(string name, string fallback) => options.TryGetValue(name, out var v) ? v : fallback;
@@ -39,10 +41,16 @@ string precision = model.ComputeType == ScalarType.BFloat16 ? "bf16" : "fp32";
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{config.Name}: {ParameterCount.Of(model).Total / 1e6:F1} M parameters on {device}, {precision}, built in {clock.Elapsed.TotalSeconds:F0} s"));
 
 var random = new Random(7);
-int[] Prompt() => Enumerable.Range(0, prompt).Select(_ => random.Next(tokenizer.VocabSize)).Select(t => t == tokenizer.EndOfText ? 0 : t).ToArray();
-void Sync()
+if (options.TryGetValue("tensor-slicing", out var l) | options.TryGetValue("expert-parallel", out var g))
 {
-    if (gpu) torch.cuda.synchronize(device);
+    // One replica over several ranks, three layouts in the same run (whole model built on the CPU, sliced per rank).
+    if (gpu) model.to(torch.CPU);
+    string text = ReplicaRun.Run(model, tokenizer, gpu, int.Parse(l ?? "1", CultureInfo.InvariantCulture), int.Parse(g ?? "1", CultureInfo.InvariantCulture), prompt, generate, batches);
+    string stem = Path.Combine(output, $"generation-replica-{(gpu ? "h200" : "cpu")}");
+    Directory.CreateDirectory(output);
+    File.WriteAllText(stem + ".md", $"# Generation on one replica, {config.Name}\n\n`dotnet run -c Release --project bench/GenerationBench -- {string.Join(' ', args)}`\n\n{text}");
+    Console.WriteLine($"wrote {stem}.md");
+    return 0;
 }
 
 var rows = new List<Dictionary<string, object>>();
@@ -52,23 +60,8 @@ table.AppendLine("| --- | --- | --- | --- | --- |");
 foreach (int batch in batches)
 {
     using var engine = new GenerationEngine(model, tokenizer, device, batch);
-    List<double> Round(int tokens)
-    {
-        for (int i = 0; i < batch; i++)
-            engine.Submit(new GenerationRequest($"r{i}", Prompt(), new SamplingOptions { MaxTokens = tokens, Temperature = 0, IgnoreEndOfText = true }));
-        var steps = new List<double>();
-        while (engine.HasWork)
-        {
-            Sync();
-            long start = Stopwatch.GetTimestamp();
-            engine.Step();
-            Sync();
-            steps.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
-        }
-        return steps;
-    }
-    Round(4); // warm-up: kernels, allocator, the cache's first allocation
-    var times = Round(generate);
+    ReplicaRun.Round(engine, batch, 4, prompt, random, tokenizer, device, gpu); // warm-up: kernels, allocator, the cache
+    var times = ReplicaRun.Round(engine, batch, generate, prompt, random, tokenizer, device, gpu);
     double prefill = times[0];
     var decode = times.Skip(1).Order().ToArray();
     double p50 = decode[decode.Length / 2], p99 = decode[Math.Min(decode.Length - 1, (int)Math.Ceiling(decode.Length * 0.99) - 1)];
