@@ -35,16 +35,12 @@ var tokenizer = TokenizerFactory.Create(config.Model.Tokenizer);
 using var init = new Generator(1);
 var clock = Stopwatch.StartNew();
 using var model = new GptModel(config.Model, config.Moe, tokenizer.VocabSize, init);
-model.to(device);
-model.ComputeType = ComputePrecision.For("auto", device);
-string precision = model.ComputeType == ScalarType.BFloat16 ? "bf16" : "fp32";
-Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{config.Name}: {ParameterCount.Of(model).Total / 1e6:F1} M parameters on {device}, {precision}, built in {clock.Elapsed.TotalSeconds:F0} s"));
+Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{config.Name}: {ParameterCount.Of(model).Total / 1e6:F1} M parameters, built in {clock.Elapsed.TotalSeconds:F0} s"));
 
 var random = new Random(7);
 if (options.TryGetValue("tensor-slicing", out var l) | options.TryGetValue("expert-parallel", out var g))
 {
-    // One replica over several ranks, three layouts in the same run (whole model built on the CPU, sliced per rank).
-    if (gpu) model.to(torch.CPU);
+    // One replica over several ranks, three layouts in the same run (the whole model stays on the CPU, sliced per rank).
     string text = ReplicaRun.Run(model, tokenizer, gpu, int.Parse(l ?? "1", CultureInfo.InvariantCulture), int.Parse(g ?? "1", CultureInfo.InvariantCulture), prompt, generate, batches);
     string stem = Path.Combine(output, $"generation-replica-{(gpu ? "h200" : "cpu")}");
     Directory.CreateDirectory(output);
@@ -53,6 +49,9 @@ if (options.TryGetValue("tensor-slicing", out var l) | options.TryGetValue("expe
     return 0;
 }
 
+model.to(device);
+model.ComputeType = ComputePrecision.For("auto", device);
+string precision = model.ComputeType == ScalarType.BFloat16 ? "bf16" : "fp32";
 var rows = new List<Dictionary<string, object>>();
 var table = new StringBuilder();
 table.AppendLine("| batch | prefill ms | per-token p50 ms | per-token p99 ms | tokens/s |");
@@ -62,10 +61,7 @@ foreach (int batch in batches)
     using var engine = new GenerationEngine(model, tokenizer, device, batch);
     ReplicaRun.Round(engine, batch, 4, prompt, random, tokenizer, device, gpu); // warm-up: kernels, allocator, the cache
     var times = ReplicaRun.Round(engine, batch, generate, prompt, random, tokenizer, device, gpu);
-    double prefill = times[0];
-    var decode = times.Skip(1).Order().ToArray();
-    double p50 = decode[decode.Length / 2], p99 = decode[Math.Min(decode.Length - 1, (int)Math.Ceiling(decode.Length * 0.99) - 1)];
-    double tokensPerSecond = batch * generate / (times.Sum() / 1000);
+    var (_, prefill, p50, p99, tokensPerSecond) = DecodeTimes.From(times, batch, generate);
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"batch {batch,3}: prefill {prefill:F1} ms, per token p50 {p50:F2} ms, p99 {p99:F2} ms, {tokensPerSecond:F0} tokens/s"));
     table.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {batch} | {prefill:F1} | {p50:F2} | {p99:F2} | {tokensPerSecond:F0} |"));
     rows.Add(new Dictionary<string, object>

@@ -51,7 +51,7 @@ internal static class ReplicaRun
         return table.ToString();
     }
 
-    static List<(int Batch, double Prefill, double P50, double P99, double TokensPerSecond)>? Serve(
+    static List<DecodeTimes>? Serve(
         GptModel whole, ITextTokenizer tokenizer, bool gpu, ServingLayout layout, ICommunicator replica, int prompt, int generate, int[] batches)
     {
         var device = gpu ? torch.device(DeviceType.CUDA, replica.Rank) : torch.CPU;
@@ -68,15 +68,13 @@ internal static class ReplicaRun
             return null;
         }
         var random = new Random(7);
-        var results = new List<(int, double, double, double, double)>();
+        var results = new List<DecodeTimes>();
         using (var engine = new GenerationEngine(new ReplicaBatchForward(rank), tokenizer, batches.Max()))
         {
             foreach (int batch in batches)
             {
                 Round(engine, batch, 4, prompt, random, tokenizer, device, gpu);
-                var times = Round(engine, batch, generate, prompt, random, tokenizer, device, gpu);
-                var decode = times.Skip(1).Order().ToArray();
-                results.Add((batch, times[0], decode[decode.Length / 2], decode[Math.Min(decode.Length - 1, (int)Math.Ceiling(decode.Length * 0.99) - 1)], batch * generate / (times.Sum() / 1000)));
+                results.Add(DecodeTimes.From(Round(engine, batch, generate, prompt, random, tokenizer, device, gpu), batch, generate));
             }
         }
         sliced.Dispose();

@@ -46,14 +46,24 @@ public sealed class GenerationEngine : IDisposable
     /// <summary>Queues a request; throws ArgumentException naming the field when it cannot be served.</summary>
     public void Submit(GenerationRequest request)
     {
+        Validate(request);
+        if (slots.Any(s => s?.Request.Id == request.Id) || waiting.Any(w => w.Id == request.Id))
+            throw new ArgumentException($"id: a request with id '{request.Id}' is already running", "id");
+        waiting.AddLast(request);
+    }
+
+    /// <summary>
+    /// Throws ArgumentException naming the field when the request could not be served (its options, a prompt with no
+    /// room left in the context, a token outside the vocabulary). Reads only the model's shape: any thread may call it,
+    /// so a server can refuse a request before queueing it.
+    /// </summary>
+    public void Validate(GenerationRequest request)
+    {
         request.Options.Validate();
         if (request.Prompt.Count >= ContextLength)
             throw new ArgumentException($"prompt: {request.Prompt.Count} tokens leave no room to generate in model.context_length = {ContextLength}", "prompt");
         foreach (int token in request.Prompt)
             if (token < 0 || token >= forward.VocabSize) throw new ArgumentException($"prompt: token id {token} is not in the vocabulary (0..{forward.VocabSize - 1})", "prompt");
-        if (slots.Any(s => s?.Request.Id == request.Id) || waiting.Any(w => w.Id == request.Id))
-            throw new ArgumentException($"id: a request with id '{request.Id}' is already running", "id");
-        waiting.AddLast(request);
     }
 
     /// <summary>Drops a waiting or running request (its slot is free for the next step); false when it is unknown.</summary>

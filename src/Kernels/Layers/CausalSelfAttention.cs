@@ -28,19 +28,20 @@ public sealed class CausalSelfAttention : nn.Module<Tensor, Tensor>
         RegisterComponents();
     }
 
-    public override Tensor forward(Tensor x) => Forward(x, null, 0, torch.arange(x.shape[1], device: x.device).unsqueeze(0));
+    public override Tensor forward(Tensor x) => Forward(x, null, 0, null);
 
     /// <summary>
-    /// x [B, T, M] at <paramref name="positions"/> [B or 1, T]; with a cache, the T new positions of every row are
-    /// stored in it and attend over that row's history.
+    /// x [B, T, M] at <paramref name="positions"/> [B or 1, T] (null: 0 … T−1); with a cache, the T new positions of
+    /// every row are stored in it and attend over that row's history.
     /// </summary>
-    public Tensor Forward(Tensor x, IKvCache? cache, int layer, Tensor positions)
+    public Tensor Forward(Tensor x, IKvCache? cache, int layer, Tensor? positions)
     {
         long b = x.shape[0], t = x.shape[1], d = headSize;
         var parts = qkv.forward(x).view(b, t, 3, heads, d).permute(2, 0, 3, 1, 4);
         Tensor q = parts[0], k = parts[1], v = parts[2];
         if (rotary)
         {
+            positions ??= torch.arange(t, device: x.device).unsqueeze(0);
             q = RotaryEmbedding.Apply(q, positions);
             k = RotaryEmbedding.Apply(k, positions);
         }

@@ -33,10 +33,10 @@ public sealed class DecoderBlock : nn.Module<Tensor, Tensor>
         _ => null,
     };
 
-    public override Tensor forward(Tensor x) => Forward(x, null, torch.arange(x.shape[1], device: x.device).unsqueeze(0));
+    public override Tensor forward(Tensor x) => Forward(x, null, null);
 
-    /// <summary>x [B, T, M] at positions [B or 1, T]; the cache (if any) holds the rows' earlier positions.</summary>
-    public Tensor Forward(Tensor x, IKvCache? cache, Tensor positions)
+    /// <summary>x [B, T, M] at positions [B or 1, T] (null: 0 … T−1); the cache (if any) holds the rows' earlier positions.</summary>
+    public Tensor Forward(Tensor x, IKvCache? cache, Tensor? positions)
     {
         x = x + attn.Forward(ln1.forward(x), cache, Index, positions);
         var y = mlp.forward(ln2.forward(x));

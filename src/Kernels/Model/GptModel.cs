@@ -89,6 +89,20 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
         }
     }
 
+    /// <summary>
+    /// Makes this an inference model: eval mode; routing that never drops a token and decides per token (with a
+    /// capacity, which tokens drop depends on the other tokens in the call, so a request's output would change with
+    /// what it is batched with, or with the padding rows a coordinated exchange adds); weights stored in the compute
+    /// dtype (bf16 on a GPU: fp32 weights would be cast on every token, which at decode batch sizes costs more than the
+    /// matmuls themselves).
+    /// </summary>
+    public void PrepareForInference()
+    {
+        eval();
+        foreach (var layer in MoeLayers) layer.Router.NeverDrop = true;
+        if (ComputeType != ScalarType.Float32) this.to(ComputeType);
+    }
+
     public override Tensor forward(Tensor tokens) => Forward(tokens, RoutingContext.Inference, null, null);
 
     /// <summary>
@@ -103,7 +117,8 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
             moe.Context = routing;
             moe.Statistics = statistics;
         }
-        var positions = cache?.Positions(t, tokens.device) ?? torch.arange(t, device: tokens.device).unsqueeze(0);
+        // Null without a cache: positions 0 … T−1, which attention builds only if it rotates (training needs none).
+        var positions = cache?.Positions(t, tokens.device);
         var x = wte.index_select(0, tokens.flatten()).view(tokens.shape[0], t, -1).to_type(ComputeType);
         if (wpe is not null)
         {
@@ -111,7 +126,7 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
             if (end > Config.ContextLength)
                 throw new ArgumentException($"positions up to {end - 1} exceed model.context_length = {Config.ContextLength}");
             // Training (no cache) reads the table as one slice, whose backward is a plain copy rather than a scatter.
-            var table = cache is null ? wpe.narrow(0, 0, t).unsqueeze(0) : wpe.index_select(0, positions.flatten()).view(positions.shape[0], t, -1);
+            var table = positions is null ? wpe.narrow(0, 0, t).unsqueeze(0) : wpe.index_select(0, positions.flatten()).view(positions.shape[0], t, -1);
             x = x + table.to_type(ComputeType);
         }
         if (training && Config.Dropout > 0) x = nn.functional.dropout(x, Config.Dropout, training);

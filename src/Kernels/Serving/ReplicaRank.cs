@@ -34,7 +34,7 @@ public sealed class ReplicaRank : IDisposable
         this.groups = groups;
         this.replica = replica;
         this.device = device;
-        LocalBatchForward.PrepareForInference(sliced);
+        sliced.PrepareForInference();
         scratch = slots;
         cache = new SlotKvCache(sliced.Config.Layers, slots + 1, sliced.Config.ContextLength);
     }
@@ -45,16 +45,25 @@ public sealed class ReplicaRank : IDisposable
 
     public long LengthOf(int slot) => cache.LengthOf(slot);
 
-    /// <summary>The leader's forward: the plan goes to every rank, then this rank runs its part.</summary>
+    /// <summary>
+    /// The leader's forward: the plan goes to every rank, then this rank runs its part. A plan is one broadcast of a
+    /// fixed-size message (command, rows, length, fresh, the slots, and the tokens when they fit, as in every decode
+    /// step); a prefill's longer tokens follow in a second one.
+    /// </summary>
     public Tensor Lead(int[] slots, long[] tokens, int length, bool fresh)
     {
         if (!IsLeader) throw new InvalidOperationException($"rank {replica.Rank} follows; only rank 0 leads");
-        using (var header = torch.tensor(new[] { Run, slots.Length, length, fresh ? 1 : 0 }, device: device))
-            replica.Broadcast(header, 0);
-        using (var planSlots = torch.tensor(slots.Select(s => (long)s).ToArray(), device: device))
-            replica.Broadcast(planSlots, 0);
-        using (var planTokens = torch.tensor(tokens, device: device))
+        var plan = new long[PlanLength];
+        (plan[0], plan[1], plan[2], plan[3]) = (Run, slots.Length, length, fresh ? 1 : 0);
+        for (int i = 0; i < slots.Length; i++) plan[4 + i] = slots[i];
+        bool inline = tokens.Length <= scratch;
+        if (inline) tokens.CopyTo(plan, 4 + scratch);
+        Send(plan);
+        if (!inline)
+        {
+            using var planTokens = torch.tensor(tokens, device: device);
             replica.Broadcast(planTokens, 0);
+        }
         return Forward(slots, tokens, length, fresh);
     }
 
@@ -63,22 +72,29 @@ public sealed class ReplicaRank : IDisposable
     {
         while (true)
         {
-            long[] header;
-            using (var received = torch.zeros(4, ScalarType.Int64, device: device))
+            long[] plan;
+            using (var received = torch.zeros(PlanLength, ScalarType.Int64, device: device))
             {
                 replica.Broadcast(received, 0);
-                header = received.cpu().data<long>().ToArray();
+                plan = received.cpu().data<long>().ToArray();
             }
-            if (header[0] == Stop) return;
-            if (header[0] == Ping) continue;
-            int rows = (int)header[1], length = (int)header[2];
-            using var planSlots = torch.zeros(rows, ScalarType.Int64, device: device);
-            replica.Broadcast(planSlots, 0);
-            using var planTokens = torch.zeros(rows * (long)length, ScalarType.Int64, device: device);
-            replica.Broadcast(planTokens, 0);
+            if (plan[0] == Stop) return;
+            if (plan[0] == Ping) continue;
+            int rows = (int)plan[1], length = (int)plan[2];
+            long[] tokens;
+            if (rows * (long)length <= scratch)
+            {
+                tokens = plan.AsSpan(4 + scratch, rows * length).ToArray();
+            }
+            else
+            {
+                using var planTokens = torch.zeros(rows * (long)length, ScalarType.Int64, device: device);
+                replica.Broadcast(planTokens, 0);
+                tokens = planTokens.cpu().data<long>().ToArray();
+            }
             using var noGrad = torch.no_grad();
             using var scope = torch.NewDisposeScope();
-            Forward(planSlots.cpu().data<long>().Select(s => (int)s).ToArray(), planTokens.cpu().data<long>().ToArray(), length, header[3] == 1);
+            Forward(plan.Skip(4).Take(rows).Select(s => (int)s).ToArray(), tokens, length, plan[3] == 1);
         }
     }
 
@@ -86,17 +102,19 @@ public sealed class ReplicaRank : IDisposable
     /// The leader's word while no request comes: a collective waited on for longer than the data plane's timeout (minutes)
     /// would abort the replica, so an idle leader pings its followers well within it.
     /// </summary>
-    public void KeepAlive()
-    {
-        using var header = torch.tensor(new[] { Ping, 0L, 0L, 0L }, device: device);
-        replica.Broadcast(header, 0);
-    }
+    public void KeepAlive() => Send([Ping]);
 
     /// <summary>The leader ends the followers' loops (when the engine is disposed).</summary>
-    public void StopFollowers()
+    public void StopFollowers() => Send([Stop]);
+
+    /// <summary>The plan message: 4 header words, a slot id per slot, and as many inline tokens.</summary>
+    int PlanLength => 4 + 2 * scratch;
+
+    void Send(long[] plan)
     {
-        using var header = torch.tensor(new[] { Stop, 0L, 0L, 0L }, device: device);
-        replica.Broadcast(header, 0);
+        if (plan.Length < PlanLength) Array.Resize(ref plan, PlanLength);
+        using var tensor = torch.tensor(plan, device: device);
+        replica.Broadcast(tensor, 0);
     }
 
     Tensor Forward(int[] slots, long[] tokens, int length, bool fresh)

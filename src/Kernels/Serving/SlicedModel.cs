@@ -18,21 +18,18 @@ public static class SlicedModel
     public static GptModel FromModel(GptModel full, ServingGroups groups)
     {
         var device = full.parameters().First().device;
-        var model = Build(full.Config, full.MoeConfig, full.VocabSize, groups, new ModelWeights(full), device);
-        model.ComputeType = full.ComputeType;
-        return model;
+        return Build(full.Config, full.MoeConfig, full.VocabSize, groups, new ModelWeights(full), device, full.ComputeType);
     }
 
     /// <summary>This rank's part of a saved model, on <paramref name="device"/>.</summary>
     public static GptModel FromCheckpoint(ModelCheckpoint checkpoint, ServingGroups groups, Device device)
     {
         using var weights = new CheckpointWeights(checkpoint);
-        var model = Build(checkpoint.Config.Model, checkpoint.Config.Moe, checkpoint.Tokenizer.VocabSize, groups, weights, device);
-        model.ComputeType = ComputePrecision.For(checkpoint.Config.Training.Precision, device);
-        return model;
+        return Build(checkpoint.Config.Model, checkpoint.Config.Moe, checkpoint.Tokenizer.VocabSize, groups, weights, device,
+            ComputePrecision.For(checkpoint.Config.Training.Precision, device));
     }
 
-    static GptModel Build(ModelConfig config, MoEConfig moe, int vocabSize, ServingGroups groups, IFullWeights source, Device device)
+    static GptModel Build(ModelConfig config, MoEConfig moe, int vocabSize, ServingGroups groups, IFullWeights source, Device device, ScalarType computeType)
     {
         var layout = groups.Layout;
         layout.Validate(config, moe);
@@ -45,15 +42,13 @@ public static class SlicedModel
         }
         foreach (var layer in model.MoeLayers)
         {
-            // Routing never drops a token and decides per token, so a request's output cannot depend on the requests it
-            // is batched with, nor on the padding rows the coordinated exchange adds.
-            layer.Router.NeverDrop = true;
             layer.Exchange = groups.Exchange;
             layer.CoordinationGroup = layout.CoordinatedAllToAll && layout.TensorSlicing > 1 ? groups.TensorGroup : null;
             layer.EqualChunks = layout.PadsExpertBuffers;
         }
         model.to(device);
-        model.eval();
+        model.ComputeType = computeType;
+        model.PrepareForInference();
         return model;
     }
 

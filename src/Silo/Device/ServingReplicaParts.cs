@@ -50,14 +50,9 @@ public sealed class ServingReplicaParts : IDisposable
         // Checked before joining: a layout the model cannot take fails every rank alike, not in a collective.
         layout.Validate(saved.Config.Model, saved.Config.Moe);
         string key = $"serve/{spec.Name}/{role.Members[0].Silo}/f{role.Formation}";
-        var world = role.DataPlane switch
-        {
-            // The data planes' collective timeouts stand: an idle rank 0 pings its followers well within them.
-            "shared-memory" => SharedMemoryRendezvous.Join(key, role.Members.Count, role.Rank),
-            "nccl" => NcclCommunicator.Create(NcclUniqueId.FromBytes(role.DataPlaneId ?? throw new InvalidOperationException("a GPU replica's role carries rank 0's NCCL id")),
-                role.Rank, role.Members.Count, device.index >= 0 ? device.index : 0),
-            _ => throw new NotSupportedException($"a replica of {role.Members.Count} silos needs them in one process (shared memory) or on GPUs (NCCL), not '{role.DataPlane}'"),
-        };
+        // MPI is refused upstream (a replica is not a whole mpiexec world); the data planes' collective timeouts stand,
+        // and an idle rank 0 pings its followers well within them.
+        var world = DataPlaneWorld.Join(role.DataPlane, key, role.Members.Count, role.Rank, role.DataPlaneId, device.index >= 0 ? device.index : 0);
         ServingGroups? groups = null;
         try
         {

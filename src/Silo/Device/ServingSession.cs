@@ -79,11 +79,11 @@ public sealed class ServingSession : IAsyncDisposable
             Seed = request.Seed ?? Random.Shared.NextInt64(),
             Stop = request.Stop,
         };
-        options.Validate();
         int[] prompt;
         lock (tokenizing) prompt = tokenizer.Encode(request.Prompt);
-        if (prompt.Length >= ContextLength)
-            throw new ArgumentException($"prompt: {prompt.Length} tokens; the model's context is {ContextLength} tokens, prompt and completion together", "prompt");
+        var generation = new GenerationRequest(id, prompt, options);
+        // Refused here, on the caller's thread, rather than after it was queued for the device.
+        engine.Validate(generation);
         lock (admission)
         {
             if (admitted >= spec.MaxBatch + spec.QueueLimit)
@@ -99,7 +99,7 @@ public sealed class ServingSession : IAsyncDisposable
         {
             try
             {
-                engine.Submit(new GenerationRequest(id, prompt, options));
+                engine.Submit(generation);
             }
             catch (ArgumentException e)
             {

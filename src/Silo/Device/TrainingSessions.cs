@@ -113,15 +113,9 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
     {
         var plan = assignment.Plan;
         if (plan.Members.Count == 1) return null;
-        var world = plan.DataPlane switch
-        {
-            "shared-memory" => SharedMemoryRendezvous.Join(DataPlaneKey(assignment), plan.Members.Count, assignment.Rank),
-            "mpi" => MpiRanks.World(plan.Members.Count),
-            "nccl" => ncclWorlds[assignment.SessionKey] = NcclCommunicator.Create(
-                NcclUniqueId.FromBytes(assignment.DataPlaneId ?? throw new InvalidOperationException("an NCCL plan's assignment carries rank 0's unique id")),
-                assignment.Rank, plan.Members.Count, TorchRuntime.ResolveDevice(device).index is var i and >= 0 ? i : 0),
-            _ => throw new NotSupportedException($"plan generation {plan.Generation} names an unknown data plane '{plan.DataPlane}'"),
-        };
+        int deviceIndex = TorchRuntime.ResolveDevice(device).index is var i and >= 0 ? i : 0;
+        var world = DataPlaneWorld.Join(plan.DataPlane, DataPlaneKey(assignment), plan.Members.Count, assignment.Rank, assignment.DataPlaneId, deviceIndex);
+        if (world is NcclCommunicator nccl) ncclWorlds[assignment.SessionKey] = nccl;
         var layout = new ParallelLayout(plan.Members.Count, plan.MaxExpertParallel, plan.NodeSize, plan.HierarchicalAllToAll);
         return RankGroups.ForJob(world, config, layout);
     }

@@ -29,8 +29,7 @@ public class ContinuousBatchingTests
     public void RowsAtDifferentPositionsDecodeTogetherAsTheFullForward(string positions)
     {
         using var model = Model(positions, scale: 1);
-        model.eval();
-        foreach (var layer in model.MoeLayers) layer.Router.NeverDrop = true;
+        model.PrepareForInference();
         using var noGrad = torch.no_grad();
         var a = torch.randint(0, 257, [1, 14]);
         var b = torch.randint(0, 257, [1, 9]);

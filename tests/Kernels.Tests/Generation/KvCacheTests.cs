@@ -1,5 +1,5 @@
 using Orleans.MoE.Kernels.Config;
-using Orleans.MoE.Kernels.Layers;
+using Orleans.MoE.Kernels.Generation;
 using Orleans.MoE.Kernels.Model;
 using Orleans.MoE.Kernels.Routing;
 using TorchSharp;
@@ -22,14 +22,15 @@ public class KvCacheTests
         var tokens = torch.randint(0, 50, [2, 12]);
         var full = model.Forward(tokens, RoutingContext.Inference, null, null);
 
-        using var cache = new KvCache(config.Layers);
-        var prefill = model.Forward(tokens.narrow(1, 0, 5), RoutingContext.Inference, null, cache);
+        using var cache = new SlotKvCache(config.Layers, slots: 2, capacity: config.ContextLength);
+        int[] rows = [0, 1];
+        var prefill = model.Forward(tokens.narrow(1, 0, 5), RoutingContext.Inference, null, cache.Rows(rows));
         var pieces = new List<torch.Tensor> { prefill };
-        pieces.Add(model.Forward(tokens.narrow(1, 5, 3), RoutingContext.Inference, null, cache)); // several tokens after a history
-        for (int t = 8; t < 12; t++) pieces.Add(model.Forward(tokens.narrow(1, t, 1), RoutingContext.Inference, null, cache));
+        pieces.Add(model.Forward(tokens.narrow(1, 5, 3), RoutingContext.Inference, null, cache.Rows(rows))); // several tokens after a history
+        for (int t = 8; t < 12; t++) pieces.Add(model.Forward(tokens.narrow(1, t, 1), RoutingContext.Inference, null, cache.Rows(rows)));
         var incremental = torch.cat(pieces, 1);
 
-        Assert.Equal(12, cache.Length);
+        Assert.Equal(12, cache.LengthOf(0));
         Assert.True(incremental.allclose(full, rtol: 1e-4, atol: 1e-5), $"max difference {(incremental - full).abs().max().item<float>()}");
     }
 

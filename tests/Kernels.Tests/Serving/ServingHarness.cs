@@ -25,8 +25,7 @@ internal static class ServingHarness
     {
         using var init = new Generator((ulong)Config.Seed);
         var model = new GptModel(Config.Model, Config.Moe, VocabSize, init);
-        foreach (var layer in model.MoeLayers) layer.Router.NeverDrop = true;
-        model.eval();
+        model.PrepareForInference();
         return model;
     }
 

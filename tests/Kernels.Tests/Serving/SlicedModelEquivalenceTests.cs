@@ -129,10 +129,11 @@ public class SlicedModelEquivalenceTests(ITestOutputHelper output)
     /// <summary>Prefill of 5 positions, then one token per step: the logits of every step, [3, 9, V].</summary>
     static Tensor Decode(Model.GptModel model, Tensor tokens)
     {
-        using var cache = new KvCache(model.Config.Layers);
-        var steps = new List<Tensor> { model.Forward(tokens.narrow(1, 0, 5), RoutingContext.Inference, null, cache) };
+        int[] rows = Enumerable.Range(0, (int)tokens.shape[0]).ToArray();
+        using var cache = new SlotKvCache(model.Config.Layers, rows.Length, model.Config.ContextLength);
+        var steps = new List<Tensor> { model.Forward(tokens.narrow(1, 0, 5), RoutingContext.Inference, null, cache.Rows(rows)) };
         for (int t = 5; t < tokens.shape[1]; t++)
-            steps.Add(model.Forward(tokens.narrow(1, t, 1), RoutingContext.Inference, null, cache));
+            steps.Add(model.Forward(tokens.narrow(1, t, 1), RoutingContext.Inference, null, cache.Rows(rows)));
         return torch.cat(steps, 1);
     }
 }
