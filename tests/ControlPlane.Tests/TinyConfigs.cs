@@ -34,10 +34,5 @@ internal static class TinyConfigs
         return run.Run(null, CancellationToken.None).Checkpoint!;
     });
 
-    public static string TempDirectory()
-    {
-        string path = Path.Combine(Path.GetTempPath(), "moe-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(path);
-        return path;
-    }
+    public static string TempDirectory() => Orleans.MoE.Tests.TestDirectories.Create();
 }

@@ -27,10 +27,5 @@ internal static class TinyJobs
         Device = "cpu",
     };
 
-    public static string TempDirectory()
-    {
-        string path = Path.Combine(Path.GetTempPath(), "moe-tests", Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(path);
-        return path;
-    }
+    public static string TempDirectory() => Orleans.MoE.Tests.TestDirectories.Create();
 }
