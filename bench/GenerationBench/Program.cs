@@ -16,7 +16,8 @@ using static TorchSharp.torch;
 // "Generation" shape: a batch of B requests with random prompts of P tokens, G tokens each (greedy, end of text
 // ignored); the first step is the prefill (and first token), every later step gives each request one token.
 // Usage: GenerationBench [--config configs/gpu-350m-pr-moe-32-64.json] [--device auto|cpu|cuda] [--prompt 128]
-//        [--generate 64] [--batches 1,8,64] [--out bench/results]
+//        [--generate 64] [--batches 1,8,64] [--decode eager,graphs] [--out bench/results]
+//        (--decode: eager, fixed-shapes, graphs; the first is the reference the others are compared with)
 //        GenerationBench --tensor-slicing L --expert-parallel G ...   (one replica of L × G ranks: GPUs 0…LG−1, or CPU threads)
 var options = args.Select((a, i) => (a, i)).Where(p => p.a.StartsWith("--", StringComparison.Ordinal))
     .ToDictionary(p => p.a[2..], p => p.i + 1 < args.Length ? args[p.i + 1] : "");
@@ -37,7 +38,6 @@ var clock = Stopwatch.StartNew();
 using var model = new GptModel(config.Model, config.Moe, tokenizer.VocabSize, init);
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{config.Name}: {ParameterCount.Of(model).Total / 1e6:F1} M parameters, built in {clock.Elapsed.TotalSeconds:F0} s"));
 
-var random = new Random(7);
 if (options.TryGetValue("tensor-slicing", out var l) | options.TryGetValue("expert-parallel", out var g))
 {
     // One replica over several ranks, three layouts in the same run (the whole model stays on the CPU, sliced per rank).
@@ -52,36 +52,96 @@ if (options.TryGetValue("tensor-slicing", out var l) | options.TryGetValue("expe
 model.to(device);
 model.ComputeType = ComputePrecision.For("auto", device);
 string precision = model.ComputeType == ScalarType.BFloat16 ? "bf16" : "fp32";
+// The first mode is the reference the others are compared with, on the same prompts in the same process.
+var modes = Get("decode", gpu ? "eager,graphs" : "eager,fixed-shapes").Split(',').Select(ParseMode).ToArray();
 var rows = new List<Dictionary<string, object>>();
 var table = new StringBuilder();
-table.AppendLine("| batch | prefill ms | per-token p50 ms | per-token p99 ms | tokens/s |");
-table.AppendLine("| --- | --- | --- | --- | --- |");
+table.AppendLine($"| batch | decode | prefill ms | per-token p50 ms | per-token p99 ms | tokens/s | p50 vs {Name(modes[0])} | tokens as {Name(modes[0])} | best peer (TARGETS.md) | target |");
+table.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+string? graphProblem = null;
 foreach (int batch in batches)
 {
-    using var engine = new GenerationEngine(model, tokenizer, device, batch);
-    ReplicaRun.Round(engine, batch, 4, prompt, random, tokenizer, device, gpu); // warm-up: kernels, allocator, the cache
-    var times = ReplicaRun.Round(engine, batch, generate, prompt, random, tokenizer, device, gpu);
-    var (_, prefill, p50, p99, tokensPerSecond) = DecodeTimes.From(times, batch, generate);
-    Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"batch {batch,3}: prefill {prefill:F1} ms, per token p50 {p50:F2} ms, p99 {p99:F2} ms, {tokensPerSecond:F0} tokens/s"));
-    table.AppendLine(string.Create(CultureInfo.InvariantCulture, $"| {batch} | {prefill:F1} | {p50:F2} | {p99:F2} | {tokensPerSecond:F0} |"));
-    rows.Add(new Dictionary<string, object>
+    DecodeTimes? reference = null;
+    List<int>[]? referenceTokens = null;
+    foreach (var mode in modes)
     {
-        ["batch"] = batch,
-        ["prompt"] = prompt,
-        ["generate"] = generate,
-        ["prefill_ms"] = prefill,
-        ["per_token_p50_ms"] = p50,
-        ["per_token_p99_ms"] = p99,
-        ["tokens_per_second"] = tokensPerSecond,
-        ["step_ms"] = times,
-    });
+        using var forward = new LocalBatchForward(model, device, batch, mode);
+        using var engine = new GenerationEngine(forward, tokenizer, batch);
+        var random = new Random(7 + batch); // the same prompts for every mode
+        ReplicaRun.Round(engine, batch, 4, prompt, random, tokenizer, device, gpu); // warm-up: kernels, allocator, the cache, the graphs
+        var generated = Enumerable.Range(0, batch).Select(_ => new List<int>()).ToArray();
+        var times = ReplicaRun.Round(engine, batch, generate, prompt, random, tokenizer, device, gpu, generated);
+        var result = DecodeTimes.From(times, batch, generate);
+        reference ??= result;
+        referenceTokens ??= generated;
+        graphProblem ??= forward.Decoder?.GraphProblem;
+        // Greedy tokens equal to the reference's, position by position (bf16 sums in another order can flip a near tie,
+        // after which a request's continuation differs).
+        int same = 0, total = 0;
+        for (int r = 0; r < batch; r++)
+            for (int i = 0; i < generated[r].Count; i++, total++)
+                if (i < referenceTokens[r].Count && referenceTokens[r][i] == generated[r][i]) same++;
+        double agreement = (double)same / total;
+        var peer = BestPeer(batch);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"batch {batch,3} {Name(mode),-12}: prefill {result.Prefill:F1} ms, per token p50 {result.P50:F2} ms, p99 {result.P99:F2} ms, {result.TokensPerSecond:F0} tokens/s, {reference.P50 / result.P50:F2}x, tokens {agreement:P1}"));
+        table.AppendLine(string.Create(CultureInfo.InvariantCulture,
+            $"| {batch} | {Name(mode)} | {result.Prefill:F1} | {result.P50:F2} | {result.P99:F2} | {result.TokensPerSecond:F0} | {reference.P50 / result.P50:F2}× | {agreement:P1} | {peer} | {Target(batch)} |"));
+        rows.Add(new Dictionary<string, object>
+        {
+            ["batch"] = batch,
+            ["decode"] = Name(mode),
+            ["graphs"] = forward.Decoder?.Graphs ?? false,
+            ["prompt"] = prompt,
+            ["generate"] = generate,
+            ["prefill_ms"] = result.Prefill,
+            ["per_token_p50_ms"] = result.P50,
+            ["per_token_p99_ms"] = result.P99,
+            ["tokens_per_second"] = result.TokensPerSecond,
+            ["p50_speedup_vs_reference"] = reference.P50 / result.P50,
+            ["tokens_equal_to_reference"] = agreement,
+            ["step_ms"] = times,
+        });
+    }
 }
+if (graphProblem is not null) Console.WriteLine($"CUDA graphs were not used: {graphProblem}");
 
 string name = gpu ? "generation-h200" : "generation-cpu";
 Directory.CreateDirectory(output);
-File.WriteAllText(Path.Combine(output, name + ".json"), JsonSerializer.Serialize(new { model = config.Name, device = device.ToString(), precision, rows }, new JsonSerializerOptions { WriteIndented = true }));
+File.WriteAllText(Path.Combine(output, name + ".json"), JsonSerializer.Serialize(new { model = config.Name, device = device.ToString(), precision, graph_problem = graphProblem, rows }, new JsonSerializerOptions { WriteIndented = true }));
 File.WriteAllText(Path.Combine(output, name + ".md"),
     $"# Generation, {config.Name} on {device} ({precision}), prompt {prompt}, {generate} tokens, greedy\n\n" +
     $"`dotnet run -c Release --project bench/GenerationBench -- {string.Join(' ', args)}`\n\n{table}");
 Console.WriteLine($"wrote {Path.Combine(output, name)}.md/.json");
 return 0;
+
+static DecodeMode ParseMode(string name) => name.Trim() switch
+{
+    "eager" => DecodeMode.Eager,
+    "fixed-shapes" => DecodeMode.FixedShapes,
+    "graphs" => DecodeMode.Graphs,
+    _ => throw new ArgumentException($"--decode: '{name}' is not one of eager, fixed-shapes, graphs"),
+};
+
+static string Name(DecodeMode mode) => mode switch
+{
+    DecodeMode.Eager => "eager",
+    DecodeMode.FixedShapes => "fixed-shapes",
+    _ => "graphs",
+};
+
+// TARGETS.md "Generation": the better of its two PyTorch peers (grouped-GEMM layers) and this issue's targets.
+static string BestPeer(int batch) => batch switch
+{
+    1 => "13.4 ms p50",
+    8 => "14.3 ms p50",
+    64 => "4,065 tokens/s",
+    _ => "",
+};
+
+static string Target(int batch) => batch switch
+{
+    1 or 8 => "≤ 3 ms",
+    64 => "≥ 12,000 tokens/s",
+    _ => "",
+};

@@ -82,7 +82,8 @@ internal static class ReplicaRun
     }
 
     /// <summary>B requests of random prompts, G tokens each; every engine step timed (the first is the prefill).</summary>
-    public static List<double> Round(GenerationEngine engine, int batch, int tokens, int prompt, Random random, ITextTokenizer tokenizer, Device device, bool gpu)
+    /// <param name="generated">When given, receives each request's tokens (request i at index i).</param>
+    public static List<double> Round(GenerationEngine engine, int batch, int tokens, int prompt, Random random, ITextTokenizer tokenizer, Device device, bool gpu, List<int>[]? generated = null)
     {
         for (int i = 0; i < batch; i++)
         {
@@ -94,9 +95,12 @@ internal static class ReplicaRun
         {
             if (gpu) torch.cuda.synchronize(device);
             long start = Stopwatch.GetTimestamp();
-            engine.Step();
+            var events = engine.Step();
             if (gpu) torch.cuda.synchronize(device);
             steps.Add(Stopwatch.GetElapsedTime(start).TotalMilliseconds);
+            if (generated is null) continue;
+            foreach (var e in events)
+                if (e.Token is { } token) generated[int.Parse(e.RequestId.AsSpan(1), CultureInfo.InvariantCulture)].Add(token);
         }
         return steps;
     }

@@ -79,4 +79,21 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
             outputs[e] = nn.functional.gelu(segments[e].matmul(first[e])).matmul(second[e]);
         return torch.cat(outputs, 0);
     }
+
+    /// <summary>
+    /// Tokens [N, M], each through its own k experts ([N, k] ids and combine weights) → [N, M]: the chosen experts'
+    /// weights are gathered into one batched GEMM pair of one row per (token, choice). For a few decode tokens this
+    /// reads only the experts in use, where a buffer with room for every token would read all of them.
+    /// </summary>
+    public Tensor ForwardGathered(Tensor tokens, Tensor chosen, Tensor weights)
+    {
+        long n = tokens.shape[0], m = tokens.shape[1], k = chosen.shape[1];
+        var experts = chosen.flatten() - FirstExpert;
+        var rows = (k == 1 ? tokens : tokens.unsqueeze(1).expand(n, k, m).reshape(n * k, m)).unsqueeze(1);
+        var hidden = nn.functional.gelu(torch.bmm(rows, w1.As(tokens).index_select(0, experts)));
+        var output = torch.bmm(hidden, w2.As(tokens).index_select(0, experts)).view(n, k, m);
+        if (k == 1) return output.squeeze(1) * weights.to_type(output.dtype);
+        var accumulate = tokens.AccumulationType();
+        return (output.to_type(accumulate) * weights.to_type(accumulate).unsqueeze(-1)).sum(1).to_type(tokens.dtype);
+    }
 }

@@ -21,8 +21,9 @@ public sealed class GenerationEngine : IDisposable
     readonly LinkedList<GenerationRequest> waiting = new();
 
     /// <summary>The model in this process (see <see cref="LocalBatchForward"/> for what it does to the model).</summary>
-    public GenerationEngine(GptModel model, ITextTokenizer tokenizer, Device device, int maxBatch)
-        : this(new LocalBatchForward(model, device, CheckedBatch(maxBatch)), tokenizer, maxBatch)
+    /// <param name="decode">How decode steps run; null: CUDA graphs on a GPU, eager on a CPU.</param>
+    public GenerationEngine(GptModel model, ITextTokenizer tokenizer, Device device, int maxBatch, DecodeMode? decode = null)
+        : this(new LocalBatchForward(model, device, CheckedBatch(maxBatch), decode), tokenizer, maxBatch)
     {
     }
 

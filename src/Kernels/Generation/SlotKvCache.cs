@@ -24,6 +24,28 @@ public sealed class SlotKvCache(int layerCount, int slots, int capacity) : IDisp
     /// <summary>Frees a slot for the next request (its stale entries are never read: lengths bound what is seen).</summary>
     public void Clear(int slot) => lengths[slot] = 0;
 
+    /// <summary>Counts one more position in a slot, after a <see cref="Window"/> forward wrote it.</summary>
+    public void Extend(int slot)
+    {
+        if (lengths[slot] >= capacity) throw new ArgumentOutOfRangeException(nameof(slot), $"slot {slot} already holds {capacity} positions");
+        lengths[slot]++;
+    }
+
+    /// <summary>
+    /// One decode token for each of the first <paramref name="rows"/> slots as a forward of fixed shapes over fixed
+    /// tensors, which a captured CUDA graph can replay: row i writes its new key and value at
+    /// <paramref name="positions"/>[i] (int64 on the device, refilled by the caller between steps) and attends over
+    /// the first <paramref name="window"/> positions up to its own. Rows of free slots compute along harmlessly (a slot
+    /// is prefilled from position 0 when it is next taken); lengths are the caller's to <see cref="Extend"/>.
+    /// The layers' storage must exist (a prefill made it).
+    /// </summary>
+    public IKvCache Window(int rows, Tensor positions, long window)
+    {
+        if (rows < 1 || rows > slots) throw new ArgumentOutOfRangeException(nameof(rows), $"{rows} rows are not in 1..{slots}");
+        if (window < 1 || window > capacity) throw new ArgumentOutOfRangeException(nameof(window), $"a window of {window} positions is not in 1..{capacity}");
+        return new WindowRows(this, rows, positions, window);
+    }
+
     /// <summary>The cache a forward over these slots' rows (in this order) reads and appends to.</summary>
     public IKvCache Rows(IReadOnlyList<int> rows)
     {
@@ -50,6 +72,30 @@ public sealed class SlotKvCache(int layerCount, int slots, int capacity) : IDisp
             entry?.Values.Dispose();
         }
         Array.Clear(layers);
+    }
+
+    sealed class WindowRows(SlotKvCache cache, int rows, Tensor positions, long window) : IKvCache
+    {
+        Tensor? visible;
+
+        public long End(long newTokens) => window;
+
+        public Tensor Positions(long newTokens, Device device) =>
+            newTokens == 1 ? positions.view(rows, 1) : throw new ArgumentException($"a window forward decodes one token per row, not {newTokens}");
+
+        public AttentionHistory Append(int layer, Tensor keys, Tensor values)
+        {
+            var stored = cache.layers[layer] ?? throw new InvalidOperationException($"layer {layer} has no cached keys yet: prefill before decoding");
+            var at = positions.view(rows, 1, 1, 1).expand(rows, keys.shape[1], 1, keys.shape[3]);
+            var storedKeys = stored.Keys.narrow(0, 0, rows).scatter_(2, at, keys);
+            var storedValues = stored.Values.narrow(0, 0, rows).scatter_(2, at, values);
+            visible ??= torch.arange(window, device: keys.device).view(1, 1, 1, window).le(positions.view(rows, 1, 1, 1));
+            return new AttentionHistory(storedKeys.narrow(2, 0, window), storedValues.narrow(2, 0, window), visible, false);
+        }
+
+        public void Advance(long newTokens)
+        {
+        }
     }
 
     /// <summary>One forward's view: the rows are slots, each appending at its own length.</summary>

@@ -52,6 +52,17 @@ public sealed class MoELayer : nn.Module<Tensor, Tensor>
     /// </summary>
     public bool EqualChunks { get; set; }
 
+    /// <summary>
+    /// Serving through a captured CUDA graph: route without reading anything back to the host (dropless by room for
+    /// every token in every expert), and run a handful of tokens through their experts' gathered weights, which reads
+    /// only the experts in use. Only for a layer that holds all its experts.
+    /// </summary>
+    public bool SyncFree
+    {
+        get => router.SyncFree;
+        set => router.SyncFree = value;
+    }
+
     public override Tensor forward(Tensor x)
     {
         var shape = x.shape;
@@ -64,6 +75,13 @@ public sealed class MoELayer : nn.Module<Tensor, Tensor>
     Tensor RouteAndRun(Tensor tokens)
     {
         long n = tokens.shape[0];
+        var gate = router.Settings;
+        // Three row reads of a gathered expert against one of every expert's: gathering pays while N·k is under E/3.
+        if (SyncFree && Exchange is null && Statistics is null && 3 * n * gate.TopK < gate.Experts)
+        {
+            var (weights, chosen) = ScanRouter.Choose(tokens, router.Weight, gate.TopK);
+            return experts.ForwardGathered(tokens, chosen, weights);
+        }
         int groups = GroupTokens > 0 && n % GroupTokens == 0 ? (int)(n / GroupTokens) : 1;
         var table = router.Route(tokens, groups, Context);
         var buffer = IndexDispatcher.Dispatch(tokens, table);

@@ -8,18 +8,18 @@ namespace Orleans.MoE.Kernels.Routing;
 /// softmax, then every expert's slots from one running count (a cumulative sum over choices ordered by
 /// group, choice rank and position, [tokens·k × E], never [tokens × E × C]). Gives exactly the table of
 /// <see cref="TopKRouter"/>'s sort-based path in about half the kernel launches. Dropless routing can lay the
-/// buffer out packed (expert segments without padding); that reads the segment sizes back to the host once.
+/// buffer out packed (expert segments without padding); that reads the segment sizes back to the host once, or
+/// padded with room for every token of a group in every expert, which reads nothing back (a captured CUDA graph).
 /// </summary>
 public static class ScanRouter
 {
-    public static RoutingTable Route(Tensor x, Tensor weight, GateSettings settings, int groups, bool training, bool packDropless)
+    /// <param name="roomForEveryToken">Dropless only: pad every expert to the group's token count instead of reading the
+    /// largest load back to the host (no token can take an expert's slot twice, so none is dropped).</param>
+    public static RoutingTable Route(Tensor x, Tensor weight, GateSettings settings, int groups, bool training, bool packDropless, bool roomForEveryToken = false)
     {
         long n = x.shape[0];
         int g = (int)(n / groups), e = settings.Experts, k = settings.TopK;
-        var input = x.to_type(x.AccumulationType());
-        var logits = nn.functional.linear(input, weight.to_type(input.dtype));
-        var probs = logits.softmax(-1);
-        var (gates, chosen) = probs.topk(k, dim: 1);
+        var (logits, probs, gates, chosen) = Gate(x, weight, k);
 
         // Choices ordered (group, choice rank, position): all first choices queue before any second choice.
         var ordered = k == 1 ? chosen.view(groups, g) : chosen.view(groups, g, k).transpose(1, 2).reshape(groups, (long)k * g);
@@ -47,7 +47,12 @@ public static class ScanRouter
         else
         {
             weights = k == 1 ? gates : gates / gates.sum(1, keepdim: true);
-            if (packDropless)
+            if (roomForEveryToken)
+            {
+                capacity = g;
+                destination = PaddedRow(chosen, slot, groups, g, capacity).flatten();
+            }
+            else if (packDropless)
             {
                 layout = ExpertBufferLayout.Packed;
                 var perExpertGroup = counts.t().reshape(-1);                                 // [E·G], expert-major
@@ -81,6 +86,26 @@ public static class ScanRouter
                 k == 2 ? nn.functional.one_hot(chosen.select(1, 0).view(groups, g), e).sum(1) : counts, groups, k),
             ZLossSource = () => logits.logsumexp(-1).square().mean(),
         };
+    }
+
+    /// <summary>
+    /// Dropless top-k without a mapping table: each token's k experts and combine weights (renormalised over the k
+    /// choices), for callers that run every token through its own experts' weights.
+    /// </summary>
+    public static (Tensor Weights, Tensor Chosen) Choose(Tensor x, Tensor weight, int k)
+    {
+        var (_, _, gates, chosen) = Gate(x, weight, k);
+        return (k == 1 ? gates : gates / gates.sum(1, keepdim: true), chosen);
+    }
+
+    /// <summary>Logits x·Wᵀ and their softmax in fp32, and the top-k of it.</summary>
+    static (Tensor Logits, Tensor Probs, Tensor Gates, Tensor Chosen) Gate(Tensor x, Tensor weight, int k)
+    {
+        var input = x.to_type(x.AccumulationType());
+        var logits = nn.functional.linear(input, weight.to_type(input.dtype));
+        var probs = logits.softmax(-1);
+        var (gates, chosen) = probs.topk(k, dim: 1);
+        return (logits, probs, gates, chosen);
     }
 
     static Tensor PaddedRow(Tensor chosen, Tensor slot, int groups, int g, int capacity)

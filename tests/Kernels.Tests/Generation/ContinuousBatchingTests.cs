@@ -117,6 +117,48 @@ public class ContinuousBatchingTests
         Assert.Equal(FinishReason.Length, batched["short"][^1].Finish);
     }
 
+    // Fixed-shape steps (what CUDA graphs replay) run free slots along and attend over a padded window: every request
+    // must still get the tokens eager decoding gives it.
+    [Fact]
+    public void FixedShapeDecodingGivesEveryRequestTheTokensOfEagerDecoding()
+    {
+        using var model = Model();
+        var tokenizer = new ByteTokenizer();
+        var arrivals = Requests.Select((r, i) => (i * 2, r)).ToArray();
+        using var eager = new GenerationEngine(model, tokenizer, torch.CPU, maxBatch: 3, DecodeMode.Eager);
+        var expected = Drive(eager, arrivals);
+        using var forward = new LocalBatchForward(model, torch.CPU, 3, DecodeMode.FixedShapes);
+        using var fixedShapes = new GenerationEngine(forward, tokenizer, 3);
+        var actual = Drive(fixedShapes, arrivals);
+        foreach (var request in Requests)
+            Assert.Equal(expected[request.Id].Select(e => e.Token), actual[request.Id].Select(e => e.Token));
+        Assert.InRange(forward.Decoder!.ShapeCount, 2, 4); // rows 1, 2 or 4 capped at 3 slots; one 64-position window
+        Assert.False(forward.Decoder.Graphs);
+    }
+
+    [Fact]
+    public void AFixedShapeStepGivesTheLogitsOfAnEagerStep()
+    {
+        using var model = Model(scale: 1);
+        using var noGrad = torch.no_grad();
+        using var eager = new LocalBatchForward(model, torch.CPU, 4, DecodeMode.Eager);
+        using var fixedShapes = new LocalBatchForward(model, torch.CPU, 4, DecodeMode.FixedShapes);
+        foreach (var forward in new[] { eager, fixedShapes })
+        {
+            forward.Forward([1], [5, 6, 7, 8, 9], 5, fresh: true);
+            forward.Forward([2], [10, 11], 2, fresh: true);
+        }
+        for (int step = 0; step < 3; step++)
+        {
+            long[] tokens = [20 + step, 30 + step];
+            var expected = eager.Forward([2, 1], tokens, 1, fresh: false);
+            var actual = fixedShapes.Forward([2, 1], tokens, 1, fresh: false);
+            AssertClose(expected, actual, $"step {step}");
+        }
+        Assert.Equal(eager.LengthOf(1), fixedShapes.LengthOf(1));
+        Assert.Equal(8, fixedShapes.LengthOf(1));
+    }
+
     [Fact]
     public void PromptsOfOneLengthArrivingTogetherArePrefilledTogetherAndGetTheirOwnTokens()
     {

@@ -1,0 +1,145 @@
+using Orleans.MoE.Kernels.Model;
+using Orleans.MoE.Kernels.Native;
+using Orleans.MoE.Kernels.Routing;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Orleans.MoE.Kernels.Generation;
+
+/// <summary>
+/// Decode steps as forwards of a few fixed shapes, so that each shape can be captured once as a CUDA graph and
+/// replayed: a step over slots s₁ … sₙ runs the first R slots of the cache (R the power of two at or above the largest
+/// slot + 1, free slots computing along) over a window of W positions (the power of two at or above the longest row,
+/// at least 64), with each row's token and position in one device tensor refilled before the step. Routing reads
+/// nothing back (<see cref="Layers.MoELayer.SyncFree"/>). Eager decode launches ~20 kernels per layer from the host
+/// and waits on the expert loads; a replay is one launch.
+/// </summary>
+public sealed class FixedShapeDecoder : IDisposable
+{
+    const long SmallestWindow = 64;
+
+    readonly GptModel model;
+    readonly SlotKvCache cache;
+    readonly Device device;
+    readonly Dictionary<(int Rows, long Window), DecodeShape> shapes = new();
+
+    /// <param name="graphs">Capture each shape as a CUDA graph (on a GPU, where the helper builds).</param>
+    public FixedShapeDecoder(GptModel model, SlotKvCache cache, Device device, bool graphs)
+    {
+        this.model = model;
+        this.cache = cache;
+        this.device = device;
+        if (graphs && device.type == DeviceType.CUDA)
+        {
+            if (CudaGraphLibrary.Available) Graphs = true;
+            else GraphProblem = CudaGraphLibrary.Problem;
+        }
+    }
+
+    /// <summary>True when steps replay CUDA graphs.</summary>
+    public bool Graphs { get; }
+
+    /// <summary>Why graphs were asked for and are not used (null otherwise).</summary>
+    public string? GraphProblem { get; }
+
+    /// <summary>Shapes made so far (each a graph when <see cref="Graphs"/>).</summary>
+    public int ShapeCount => shapes.Count;
+
+    /// <summary>One token for each of <paramref name="slots"/> → logits [n, V] (fp32), each slot one position longer.</summary>
+    public Tensor Decode(int[] slots, long[] tokens)
+    {
+        int rows = (int)Math.Min(PowerOfTwoAtLeast(slots.Max() + 1), cache.Slots);
+        long window = Math.Min(PowerOfTwoAtLeast(Math.Max(SmallestWindow, slots.Max(cache.LengthOf) + 1)), cache.Capacity);
+        var values = new long[2 * rows];
+        for (int i = 0; i < slots.Length; i++)
+        {
+            values[slots[i]] = tokens[i];
+            values[rows + slots[i]] = cache.LengthOf(slots[i]);
+        }
+        if (!shapes.TryGetValue((rows, window), out var shape))
+            shapes[(rows, window)] = shape = new DecodeShape(input => Forward(input, rows, window), rows, device, Graphs);
+        var logits = shape.Run(values);
+        foreach (int slot in slots) cache.Extend(slot);
+        // A copy of the rows asked for: the next replay rewrites the graph's output.
+        using var picked = torch.tensor(slots.Select(s => (long)s).ToArray(), device: device);
+        return logits.index_select(0, picked);
+    }
+
+    Tensor Forward(Tensor input, int rows, long window)
+    {
+        foreach (var layer in model.MoeLayers) layer.SyncFree = true;
+        try
+        {
+            var history = cache.Window(rows, input[1], window);
+            return model.Forward(input[0].view(rows, 1), RoutingContext.Inference, null, history).select(1, -1);
+        }
+        finally
+        {
+            foreach (var layer in model.MoeLayers) layer.SyncFree = false;
+        }
+    }
+
+    static long PowerOfTwoAtLeast(long value)
+    {
+        long power = 1;
+        while (power < value) power <<= 1;
+        return power;
+    }
+
+    public void Dispose()
+    {
+        foreach (var shape in shapes.Values) shape.Dispose();
+        shapes.Clear();
+    }
+
+    /// <summary>
+    /// One shape: its input tensor ([2, rows]: tokens, then positions) and, with graphs, the captured forward and the
+    /// output it rewrites on every replay.
+    /// </summary>
+    sealed class DecodeShape(Func<Tensor, Tensor> forward, int rows, Device device, bool graphs) : IDisposable
+    {
+        readonly Tensor input = torch.zeros(2, rows, dtype: ScalarType.Int64, device: device).DetachFromDisposeScope();
+        CudaGraph? graph;
+        Tensor? output;
+
+        public Tensor Run(long[] values)
+        {
+            using (var host = torch.tensor(values).view(2, rows)) input.copy_(host);
+            if (!graphs) return forward(input);
+            if (graph is null)
+            {
+                // The warm-up is this step for real (the replay below rewrites the same keys and values): lazy
+                // initialisation happens outside the capture, and no running request's cache sees stale input.
+                var created = new CudaGraph(device.index < 0 ? 0 : device.index);
+                try
+                {
+                    created.OnGraphStream(() =>
+                    {
+                        using var scope = torch.NewDisposeScope();
+                        forward(input);
+                    });
+                    output = created.Capture(() =>
+                    {
+                        using var scope = torch.NewDisposeScope();
+                        return forward(input).MoveToOuterDisposeScope();
+                    }).DetachFromDisposeScope();
+                }
+                catch
+                {
+                    created.Dispose();
+                    throw;
+                }
+                graph = created;
+            }
+            graph.Replay();
+            return output!;
+        }
+
+        public void Dispose()
+        {
+            output?.Dispose();
+            graph?.Dispose();
+            input.Dispose();
+        }
+    }
+}

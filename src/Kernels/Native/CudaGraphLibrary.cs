@@ -1,0 +1,131 @@
+using System.Diagnostics;
+using System.Reflection;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using System.Text;
+using Orleans.MoE.Kernels.Data;
+
+namespace Orleans.MoE.Kernels.Native;
+
+/// <summary>
+/// Builds and loads the CUDA graph helper (<c>cuda_graph.cpp</c>, embedded in this assembly): TorchSharp has no CUDA
+/// graphs, libtorch does, and only its C++ API reaches them. The helper is compiled once per PyTorch installation
+/// with the host's C++ compiler against that installation's headers (pip wheels ship them) and kept in the cache
+/// folder, named by a hash of the source and the libtorch it was built for. Where anything is missing, nothing is
+/// captured and <see cref="Problem"/> says why; callers then run the same forwards eagerly.
+/// </summary>
+public static class CudaGraphLibrary
+{
+    const string Source = "cuda_graph.cpp";
+    static readonly Lazy<(IntPtr Handle, string? Problem)> Loaded = new(Load);
+
+    /// <summary>True when the helper is built and loaded.</summary>
+    public static bool Available => Loaded.Value.Handle != IntPtr.Zero;
+
+    /// <summary>Why graphs are unavailable (null when they are).</summary>
+    public static string? Problem => Loaded.Value.Problem;
+
+    internal static IntPtr Export(string name) =>
+        Available ? NativeLibrary.GetExport(Loaded.Value.Handle, name) : throw new InvalidOperationException($"CUDA graphs are unavailable: {Problem}");
+
+    static (IntPtr, string?) Load()
+    {
+        string? lib = Environment.GetEnvironmentVariable(TorchRuntime.LibTorchVariable);
+        if (string.IsNullOrWhiteSpace(lib) || !File.Exists(Path.Combine(lib, "libtorch_cuda.so")))
+            return (IntPtr.Zero, $"{TorchRuntime.LibTorchVariable} does not name a CUDA PyTorch's torch/lib");
+        string include = Path.GetFullPath(Path.Combine(lib, "..", "include"));
+        if (!File.Exists(Path.Combine(include, "ATen", "cuda", "CUDAGraph.h")))
+            return (IntPtr.Zero, $"no PyTorch C++ headers at {include}");
+        var cuda = CudaRuntimeFiles(lib);
+        if (cuda is null) return (IntPtr.Zero, "no CUDA runtime headers (cuda_runtime_api.h) and libcudart next to PyTorch or in CUDA_HOME");
+        string source = ReadSource();
+        string hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(source + "\n" + Path.GetFullPath(lib) + "\n" + File.GetLastWriteTimeUtc(Path.Combine(lib, "libtorch_cuda.so")).Ticks)))[..16].ToLowerInvariant();
+        string folder = Path.Combine(CacheDirectory.Default(), "native");
+        string built = Path.Combine(folder, $"cuda-graph-{hash}.so");
+        if (!File.Exists(built))
+        {
+            string? problem = Compile(source, folder, built, include, lib, cuda.Value);
+            if (problem is not null) return (IntPtr.Zero, problem);
+        }
+        try
+        {
+            return (NativeLibrary.Load(built), null);
+        }
+        catch (DllNotFoundException e)
+        {
+            return (IntPtr.Zero, $"{built} does not load: {e.Message}");
+        }
+    }
+
+    static string ReadSource()
+    {
+        var assembly = typeof(CudaGraphLibrary).Assembly;
+        string name = assembly.GetManifestResourceNames().Single(n => n.EndsWith(Source, StringComparison.Ordinal));
+        using var reader = new StreamReader(assembly.GetManifestResourceStream(name)!);
+        return reader.ReadToEnd();
+    }
+
+    /// <summary>
+    /// The CUDA runtime's headers and library. The library is preferably the copy PyTorch's wheels installed (the
+    /// libcudart libtorch already loaded: a second runtime in the process would keep its own state); the headers
+    /// preferably a toolkit's, since the wheels' include folder lacks some of what cuda_runtime.h includes.
+    /// </summary>
+    static (string Include, string Library)? CudaRuntimeFiles(string torchLib)
+    {
+        var toolkits = new List<string>();
+        string? home = Environment.GetEnvironmentVariable("CUDA_HOME");
+        if (!string.IsNullOrWhiteSpace(home)) toolkits.Add(home);
+        toolkits.Add("/usr/local/cuda");
+        string wheels = Path.GetFullPath(Path.Combine(torchLib, "..", "..", "nvidia"));
+        var wheelRoots = Directory.Exists(wheels) ? Directory.GetDirectories(wheels) : [];
+        string? include = toolkits.Concat(wheelRoots).Select(r => Path.Combine(r, "include"))
+            .FirstOrDefault(d => File.Exists(Path.Combine(d, "cuda_runtime_api.h")) && File.Exists(Path.Combine(d, "crt", "host_config.h")));
+        string? library = wheelRoots.Concat(toolkits).SelectMany(r => new[] { Path.Combine(r, "lib"), Path.Combine(r, "lib64") })
+            .Where(Directory.Exists)
+            .SelectMany(d => Directory.GetFiles(d, "libcudart.so*"))
+            .OrderBy(f => f.Length)
+            .FirstOrDefault();
+        return include is null || library is null ? null : (include, library);
+    }
+
+    static string? Compile(string source, string folder, string built, string include, string lib, (string Include, string Library) cuda)
+    {
+        Directory.CreateDirectory(folder);
+        string stem = Path.Combine(folder, $"cuda-graph-{Environment.ProcessId}");
+        File.WriteAllText(stem + ".cpp", source);
+        string cudaLib = Path.GetDirectoryName(cuda.Library)!;
+        string[] arguments =
+        [
+            "-O2", "-std=c++17", "-shared", "-fPIC", "-o", stem + ".so", stem + ".cpp",
+            "-I" + include, "-I" + Path.Combine(include, "torch", "csrc", "api", "include"), "-I" + cuda.Include,
+            "-L" + lib, "-lc10", "-lc10_cuda", "-ltorch_cpu", "-ltorch_cuda", cuda.Library,
+            $"-Wl,-rpath,{lib}:{cudaLib}",
+        ];
+        Console.Error.WriteLine($"building the CUDA graph helper against {lib} (once per PyTorch installation) …");
+        try
+        {
+            var start = new ProcessStartInfo("c++") { RedirectStandardError = true, RedirectStandardOutput = true };
+            foreach (string argument in arguments) start.ArgumentList.Add(argument);
+            using var process = Process.Start(start)!;
+            var errors = process.StandardError.ReadToEndAsync();
+            process.StandardOutput.ReadToEnd();
+            process.WaitForExit();
+            if (process.ExitCode != 0)
+            {
+                string text = errors.Result;
+                return $"c++ failed to build {Source} ({process.ExitCode}): {text[Math.Max(0, text.Length - 1500)..]}";
+            }
+            File.Move(stem + ".so", built, overwrite: true);
+            return null;
+        }
+        catch (System.ComponentModel.Win32Exception)
+        {
+            return "no C++ compiler (c++) on PATH";
+        }
+        finally
+        {
+            File.Delete(stem + ".cpp");
+            File.Delete(stem + ".so");
+        }
+    }
+}
