@@ -135,6 +135,13 @@ public sealed class SlotKvCache(int layerCount, int slots, int capacity) : IDisp
                 storedKeys.index_put_(keys.select(2, 0), TensorIndex.Tensor(index), TensorIndex.Colon, TensorIndex.Tensor(at));
                 storedValues.index_put_(values.select(2, 0), TensorIndex.Tensor(index), TensorIndex.Colon, TensorIndex.Tensor(at));
             }
+            else if (rows.All(slot => cache.lengths[slot] == cache.lengths[rows[0]]))
+            {
+                // Rows at one length (prompts of one length prefilled together): one scatter per layer, not one per row.
+                long length = cache.lengths[rows[0]];
+                storedKeys.narrow(2, length, t).index_copy_(0, index, keys);
+                storedValues.narrow(2, length, t).index_copy_(0, index, values);
+            }
             else
             {
                 for (int i = 0; i < rows.Length; i++)

@@ -21,5 +21,15 @@ public sealed class CastLinear : nn.Module<Tensor, Tensor>
     public Parameter Weight => weight;
     public Parameter? Bias => bias;
 
-    public override Tensor forward(Tensor x) => nn.functional.linear(x, weight.As(x), bias?.As(x));
+    /// <remarks>
+    /// Inputs of more than two dimensions go through as [rows, in]: libtorch then adds the bias inside the GEMM
+    /// (addmm) instead of in a kernel of its own, one launch fewer per layer in every decode step.
+    /// </remarks>
+    public override Tensor forward(Tensor x)
+    {
+        if (x.dim() <= 2) return nn.functional.linear(x, weight.As(x), bias?.As(x));
+        long[] shape = x.shape;
+        shape[^1] = weight.shape[0];
+        return nn.functional.linear(x.reshape(-1, x.shape[^1]), weight.As(x), bias?.As(x)).view(shape);
+    }
 }

@@ -53,9 +53,9 @@ public sealed class MoELayer : nn.Module<Tensor, Tensor>
     public bool EqualChunks { get; set; }
 
     /// <summary>
-    /// Serving through a captured CUDA graph: route without reading anything back to the host (dropless by room for
-    /// every token in every expert), and run a handful of tokens through their experts' gathered weights, which reads
-    /// only the experts in use. Only for a layer that holds all its experts.
+    /// Serving through a captured CUDA graph: route without reading anything back to the host, running the tokens
+    /// through the experts they chose (<see cref="ExpertBank.ForwardChosen"/>) where that reads less than a padded
+    /// buffer with room for every token in every expert. Only for a layer that holds all its experts.
     /// </summary>
     public bool SyncFree
     {
@@ -76,11 +76,10 @@ public sealed class MoELayer : nn.Module<Tensor, Tensor>
     {
         long n = tokens.shape[0];
         var gate = router.Settings;
-        // Three row reads of a gathered expert against one of every expert's: gathering pays while N·k is under E/3.
-        if (SyncFree && Exchange is null && Statistics is null && 3 * n * gate.TopK < gate.Experts)
+        if (SyncFree && Exchange is null && Statistics is null && experts.PrefersChosen(n * gate.TopK, tokens))
         {
             var (weights, chosen) = ScanRouter.Choose(tokens, router.Weight, gate.TopK);
-            return experts.ForwardGathered(tokens, chosen, weights);
+            return experts.ForwardChosen(tokens, chosen, weights);
         }
         int groups = GroupTokens > 0 && n % GroupTokens == 0 ? (int)(n / GroupTokens) : 1;
         var table = router.Route(tokens, groups, Context);

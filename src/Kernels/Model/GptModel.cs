@@ -133,7 +133,12 @@ public sealed class GptModel : nn.Module<Tensor, Tensor>
         foreach (var block in blocks) x = block.Forward(x, cache, positions);
         cache?.Advance(t);
         x = lnF.forward(x);
-        return nn.functional.linear(x, (lmHead ?? wte).to_type(x.dtype)).to_type(ScalarType.Float32);
+        var head = (lmHead ?? wte).to_type(x.dtype);
+        if (cache is null) return nn.functional.linear(x, head).to_type(ScalarType.Float32);
+        // Inference: the logits as head · xᵀ. With a few rows, cuBLAS picks a GEMM with few thread blocks for x · headᵀ
+        // (0.17 ms for 8 rows on an H200, measured); the vocabulary as the long side keeps the whole GPU busy.
+        var rows = x.reshape(-1, x.shape[^1]);
+        return head.matmul(rows.t()).t().to_type(ScalarType.Float32).view(tokens.shape[0], t, -1);
     }
 
     static int IndexOf(IReadOnlyList<int> list, int value)

@@ -1,5 +1,3 @@
-using System.Runtime.InteropServices;
-
 namespace Orleans.MoE.Kernels.Native;
 
 /// <summary>
@@ -18,7 +16,6 @@ public sealed unsafe class CudaGraph : IDisposable
     static readonly delegate* unmanaged<IntPtr, int> Abort = (delegate* unmanaged<IntPtr, int>)CudaGraphLibrary.Export("moe_graph_capture_abort");
     static readonly delegate* unmanaged<IntPtr, int> Launch = (delegate* unmanaged<IntPtr, int>)CudaGraphLibrary.Export("moe_graph_replay");
     static readonly delegate* unmanaged<IntPtr, void> Destroy = (delegate* unmanaged<IntPtr, void>)CudaGraphLibrary.Export("moe_graph_destroy");
-    static readonly delegate* unmanaged<IntPtr> LastError = (delegate* unmanaged<IntPtr>)CudaGraphLibrary.Export("moe_graph_last_error");
 
     IntPtr handle;
     bool captured;
@@ -82,5 +79,5 @@ public sealed unsafe class CudaGraph : IDisposable
     }
 
     static InvalidOperationException Failure(string what) =>
-        new($"{what} failed: {Marshal.PtrToStringUTF8(LastError()) ?? "unknown error"}");
+        new($"{what} failed: {CudaGraphLibrary.LastError()}");
 }

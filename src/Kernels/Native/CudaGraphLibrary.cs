@@ -8,8 +8,8 @@ using Orleans.MoE.Kernels.Data;
 namespace Orleans.MoE.Kernels.Native;
 
 /// <summary>
-/// Builds and loads the CUDA graph helper (<c>cuda_graph.cpp</c>, embedded in this assembly): TorchSharp has no CUDA
-/// graphs, libtorch does, and only its C++ API reaches them. The helper is compiled once per PyTorch installation
+/// Builds and loads the CUDA helper (<c>cuda_graph.cpp</c>, embedded in this assembly): TorchSharp has no CUDA
+/// graphs and no GEMM over device-chosen experts; libtorch and cuBLAS do, and only the C++ API reaches them. The helper is compiled once per PyTorch installation
 /// with the host's C++ compiler against that installation's headers (pip wheels ship them) and kept in the cache
 /// folder, named by a hash of the source and the libtorch it was built for. Where anything is missing, nothing is
 /// captured and <see cref="Problem"/> says why; callers then run the same forwards eagerly.
@@ -25,6 +25,9 @@ public static class CudaGraphLibrary
     /// <summary>Why graphs are unavailable (null when they are).</summary>
     public static string? Problem => Loaded.Value.Problem;
 
+    internal static unsafe string LastError() =>
+        Marshal.PtrToStringUTF8(((delegate* unmanaged<IntPtr>)Export("moe_graph_last_error"))()) ?? "unknown error";
+
     internal static IntPtr Export(string name) =>
         Available ? NativeLibrary.GetExport(Loaded.Value.Handle, name) : throw new InvalidOperationException($"CUDA graphs are unavailable: {Problem}");
 
@@ -37,7 +40,7 @@ public static class CudaGraphLibrary
         if (!File.Exists(Path.Combine(include, "ATen", "cuda", "CUDAGraph.h")))
             return (IntPtr.Zero, $"no PyTorch C++ headers at {include}");
         var cuda = CudaRuntimeFiles(lib);
-        if (cuda is null) return (IntPtr.Zero, "no CUDA runtime headers (cuda_runtime_api.h) and libcudart next to PyTorch or in CUDA_HOME");
+        if (cuda is null) return (IntPtr.Zero, "no CUDA runtime and cuBLAS headers and libraries (cuda_runtime_api.h, cublas_v2.h, libcudart, libcublas) next to PyTorch or in CUDA_HOME");
         string source = ReadSource();
         string hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(source + "\n" + Path.GetFullPath(lib) + "\n" + File.GetLastWriteTimeUtc(Path.Combine(lib, "libtorch_cuda.so")).Ticks)))[..16].ToLowerInvariant();
         string folder = Path.Combine(CacheDirectory.Default(), "native");
@@ -70,7 +73,7 @@ public static class CudaGraphLibrary
     /// libcudart libtorch already loaded: a second runtime in the process would keep its own state); the headers
     /// preferably a toolkit's, since the wheels' include folder lacks some of what cuda_runtime.h includes.
     /// </summary>
-    static (string Include, string Library)? CudaRuntimeFiles(string torchLib)
+    static (string Include, string[] Libraries)? CudaRuntimeFiles(string torchLib)
     {
         var toolkits = new List<string>();
         string? home = Environment.GetEnvironmentVariable("CUDA_HOME");
@@ -79,27 +82,25 @@ public static class CudaGraphLibrary
         string wheels = Path.GetFullPath(Path.Combine(torchLib, "..", "..", "nvidia"));
         var wheelRoots = Directory.Exists(wheels) ? Directory.GetDirectories(wheels) : [];
         string? include = toolkits.Concat(wheelRoots).Select(r => Path.Combine(r, "include"))
-            .FirstOrDefault(d => File.Exists(Path.Combine(d, "cuda_runtime_api.h")) && File.Exists(Path.Combine(d, "crt", "host_config.h")));
-        string? library = wheelRoots.Concat(toolkits).SelectMany(r => new[] { Path.Combine(r, "lib"), Path.Combine(r, "lib64") })
-            .Where(Directory.Exists)
-            .SelectMany(d => Directory.GetFiles(d, "libcudart.so*"))
-            .OrderBy(f => f.Length)
-            .FirstOrDefault();
-        return include is null || library is null ? null : (include, library);
+            .FirstOrDefault(d => File.Exists(Path.Combine(d, "cuda_runtime_api.h")) && File.Exists(Path.Combine(d, "crt", "host_config.h")) && File.Exists(Path.Combine(d, "cublas_v2.h")));
+        var folders = wheelRoots.Concat(toolkits).SelectMany(r => new[] { Path.Combine(r, "lib"), Path.Combine(r, "lib64") }).Where(Directory.Exists).ToArray();
+        string? Library(string name) => folders.SelectMany(d => Directory.GetFiles(d, name + ".so*")).OrderBy(f => f.Length).FirstOrDefault();
+        string? runtime = Library("libcudart"), blas = Library("libcublas");
+        return include is null || runtime is null || blas is null ? null : (include, [runtime, blas]);
     }
 
-    static string? Compile(string source, string folder, string built, string include, string lib, (string Include, string Library) cuda)
+    static string? Compile(string source, string folder, string built, string include, string lib, (string Include, string[] Libraries) cuda)
     {
         Directory.CreateDirectory(folder);
         string stem = Path.Combine(folder, $"cuda-graph-{Environment.ProcessId}");
         File.WriteAllText(stem + ".cpp", source);
-        string cudaLib = Path.GetDirectoryName(cuda.Library)!;
+        string cudaLibs = string.Join(':', cuda.Libraries.Select(Path.GetDirectoryName).Distinct());
         string[] arguments =
         [
             "-O2", "-std=c++17", "-shared", "-fPIC", "-o", stem + ".so", stem + ".cpp",
             "-I" + include, "-I" + Path.Combine(include, "torch", "csrc", "api", "include"), "-I" + cuda.Include,
-            "-L" + lib, "-lc10", "-lc10_cuda", "-ltorch_cpu", "-ltorch_cuda", cuda.Library,
-            $"-Wl,-rpath,{lib}:{cudaLib}",
+            "-L" + lib, "-lc10", "-lc10_cuda", "-ltorch_cpu", "-ltorch_cuda", .. cuda.Libraries,
+            $"-Wl,-rpath,{lib}:{cudaLibs}",
         ];
         Console.Error.WriteLine($"building the CUDA graph helper against {lib} (once per PyTorch installation) …");
         try

@@ -1,7 +1,11 @@
-// CUDA graphs for TorchSharp, which has none: a C interface over libtorch's own at::cuda::CUDAGraph (so the caching
-// allocator gives each graph its private memory pool, as torch.cuda.graph does). Compiled on the GPU host against the
-// PyTorch installation whose libtorch the process already runs on (CudaGraphLibrary.cs builds and loads it).
+// What TorchSharp lacks on a GPU, as a C interface over libtorch's C++ API: CUDA graphs (libtorch's own
+// at::cuda::CUDAGraph, so the caching allocator gives each graph its private memory pool, as torch.cuda.graph does)
+// and a GEMM over experts chosen on the device. Compiled on the GPU host against the PyTorch installation whose
+// libtorch the process already runs on (CudaGraphLibrary.cs builds and loads it).
+#include <ATen/ATen.h>
+#include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
+#include <ATen/cuda/Exceptions.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
@@ -122,5 +126,48 @@ int moe_graph_replay(void* g) {
 }
 
 void moe_graph_destroy(void* g) { delete static_cast<Graph*>(g); }
+
+// y[i] = x[i] · w[experts[i]] for every row i: x [n, K], w [E, K, N], y [n, N] (contiguous, one floating dtype),
+// experts [n] int64 on the device. One batched cuBLAS GEMM over pointer arrays that ATen operations compute on the
+// device, so the chosen experts' weights are read where they lie (no gathered copy) and nothing is read back to the
+// host: the call can be captured in a CUDA graph. TorchSharp's tensor handles are at::Tensor pointers.
+int moe_gathered_gemm(const at::Tensor* x, const at::Tensor* w, const at::Tensor* experts, at::Tensor* y) {
+  return guarded([&] {
+    TORCH_CHECK(x->is_cuda() && x->is_contiguous() && w->is_contiguous() && y->is_contiguous(), "gathered GEMM: contiguous CUDA tensors");
+    TORCH_CHECK(x->scalar_type() == w->scalar_type() && y->scalar_type() == w->scalar_type(), "gathered GEMM: one dtype");
+    TORCH_CHECK(experts->scalar_type() == at::kLong && experts->numel() == x->size(0), "gathered GEMM: one int64 expert per row");
+    cudaDataType type;
+    switch (w->scalar_type()) {
+      case at::kBFloat16: type = CUDA_R_16BF; break;
+      case at::kHalf: type = CUDA_R_16F; break;
+      case at::kFloat: type = CUDA_R_32F; break;
+      default: TORCH_CHECK(false, "gathered GEMM: bf16, fp16 or fp32");
+    }
+    const int64_t n = x->size(0), k = x->size(1), columns = w->size(2), size = w->element_size();
+    if (n == 0) return;
+    auto longs = experts->options();
+    auto base = [](const at::Tensor* t) { return reinterpret_cast<int64_t>(t->data_ptr()); };
+    at::Tensor a = experts->mul(k * columns * size).add_(base(w));
+    at::Tensor b = at::arange(base(x), base(x) + n * k * size, k * size, longs);
+    at::Tensor c = at::arange(base(y), base(y) + n * columns * size, columns * size, longs);
+    const float one = 1.0f, zero = 0.0f;
+    // Row-major [K, N] weights are column-major [N, K]: C (N × 1) = W (N × K) · x (K × 1) per row.
+    TORCH_CUDABLAS_CHECK(cublasGemmBatchedEx(at::cuda::getCurrentCUDABlasHandle(), CUBLAS_OP_N, CUBLAS_OP_N,
+        static_cast<int>(columns), 1, static_cast<int>(k), &one,
+        reinterpret_cast<const void* const*>(a.data_ptr()), type, static_cast<int>(columns),
+        reinterpret_cast<const void* const*>(b.data_ptr()), type, static_cast<int>(k), &zero,
+        reinterpret_cast<void* const*>(c.data_ptr()), type, static_cast<int>(columns),
+        static_cast<int>(n), CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  });
+}
+
+// Rows of a [T, K] sorted by expert, expert e's rows ending at offs[e] (int32, on the device), times that expert's
+// [K, N] weights of b [E, K, N]: libtorch's grouped GEMM (CUTLASS on sm90), one launch for every expert and no
+// host read of the group sizes. Returns a new at::Tensor* (TorchSharp takes it over), or null with the error kept.
+void* moe_grouped_mm(const at::Tensor* a, const at::Tensor* b, const at::Tensor* offs) {
+  at::Tensor* result = nullptr;
+  if (guarded([&] { result = new at::Tensor(at::_grouped_mm(*a, *b, *offs)); }) != 0) return nullptr;
+  return result;
+}
 
 }  // extern "C"
