@@ -17,6 +17,7 @@ var root = new RootCommand("Orleans.MoE: train, distil and serve Mixture-of-Expe
     JobsCommand.CreateCancel(),
     CheckpointCommand.Create(),
     DrainCommand.Create(),
+    UndrainCommand.Create(),
     ClusterCommand.Create(),
     SimulateAllToAllCommand.Create(),
 };

@@ -74,6 +74,72 @@ public class ElasticScalingTests
     }
 
     [Fact]
+    public async Task ADrainedSiloTakesNoJobUntilItIsUndrained()
+    {
+        await using var elastic = await ElasticCluster.StartAsync(2);
+        var cluster = elastic.Client.GetGrain<IClusterGrain>(IClusterGrain.Key);
+        // Both silos' first heartbeats make them assignable.
+        var silos = await Eventually(async () => (await cluster.GetSilos()).Select(s => s.Health.Silo).Order(StringComparer.Ordinal).ToArray(), s => s.Length == 2);
+        Assert.Empty(await cluster.Drain(silos[1]));
+        string jobId = await cluster.Submit(new JobSubmission
+        {
+            ConfigJson = TinyConfigs.Load("tiny-pr-moe", steps: 4).ToJson(),
+            OutputDirectory = TinyConfigs.TempDirectory(),
+            ChunkSteps = 2,
+            Replicas = 2,
+        });
+        await Task.Delay(TimeSpan.FromSeconds(3), TestContext.Current.CancellationToken);
+        Assert.Equal(JobStatus.Queued, (await elastic.Client.GetGrain<IJobCoordinatorGrain>(jobId).GetState()).Status);
+
+        Assert.True(await cluster.Undrain(silos[1]));
+        Assert.False(await cluster.Undrain(silos[1]));
+        Assert.False((await cluster.GetSilos()).Single(s => s.Health.Silo == silos[1]).Draining);
+        var state = await JobPolling.Until(elastic.Client, jobId, s => s.Status.IsFinal(), Deadline);
+        Assert.True(state.Status == JobStatus.Completed, $"job ended {state.Status}: {state.Error}");
+        Assert.Equal(silos, state.Plan!.Members.Select(m => m.Silo).Order(StringComparer.Ordinal));
+    }
+
+    [Fact]
+    public async Task ASiloLostWhileTheRanksPrepareAbortsThePreparationAndTheJobGoesOnWithoutIt()
+    {
+        var config = TinyConfigs.Load("tiny-pr-moe", steps: 4);
+        await using var elastic = await ElasticCluster.StartAsync(2);
+        var cluster = elastic.Client.GetGrain<IClusterGrain>(IClusterGrain.Key);
+        await Eventually(async () => (await cluster.GetSilos()).Count(s => !s.Draining), n => n == 2);
+        // Killed as soon as the job is accepted: its plan (made right after) places rank 1 there, and rank 0 prepares
+        // and waits for a peer that never comes. Not the first silo: the in-process cluster's first silo is its
+        // membership's seed.
+        string victim = elastic.Cluster.Silos[1].Name;
+        var submitted = Stopwatch.StartNew();
+        string jobId = await cluster.Submit(new JobSubmission { ConfigJson = config.ToJson(), OutputDirectory = TinyConfigs.TempDirectory(), ChunkSteps = 2, Replicas = 2 });
+        await elastic.KillSiloAsync(victim);
+        var state = await JobPolling.Until(elastic.Client, jobId, s => s.Status.IsFinal(), Deadline);
+        var finished = submitted.Elapsed;
+
+        Assert.True(state.Status == JobStatus.Completed, $"job ended {state.Status}: {state.Error}\n{string.Join('\n', state.Notices)}");
+        Assert.DoesNotContain(victim, state.Plan!.Members.Select(m => m.Silo));
+        Assert.Equal(4, state.Losses.Count);
+        // Without the abort, rank 0 would have waited for the data-plane start timeout (5 minutes).
+        Assert.True(finished < TimeSpan.FromMinutes(2), $"the job took {finished.TotalSeconds:F0} s");
+        var change = Assert.Single(state.GenerationChanges);
+        // The job's coordinator may have lived on the killed silo: then its next activation finds the job planning.
+        Assert.True(change.Reason == $"lost silo {victim} while generation 1 prepared" || change.Reason == "the coordinator was re-activated while generation 1 prepared", change.Reason);
+        Assert.Equal((2, 1, 0L), (change.FromRanks, change.ToRanks, change.StepsRolledBack));
+        TestContext.Current.TestOutputHelper?.WriteLine($"job on 2 ranks, {victim} killed as it was accepted: completed on {state.Plan.Members.Count} in {finished.TotalSeconds:F1} s; {string.Join(" | ", state.Notices)}");
+    }
+
+    static async Task<T> Eventually<T>(Func<Task<T>> read, Func<T, bool> done)
+    {
+        var end = DateTime.UtcNow + Deadline;
+        while (true)
+        {
+            var value = await read();
+            if (done(value) || DateTime.UtcNow > end) return value;
+            await Task.Delay(200, TestContext.Current.CancellationToken);
+        }
+    }
+
+    [Fact]
     public async Task KillingASiloMidRunRollsBackToTheLastCheckpointAndRunsEveryLaterStepExactlyOnce()
     {
         // 12 steps: the job cannot finish between the test seeing step 3 and the kill, even on starved cores.

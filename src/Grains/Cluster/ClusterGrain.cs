@@ -132,6 +132,14 @@ public sealed partial class ClusterGrain(
         return [.. jobs, .. deployments.Select(d => "serve/" + d)];
     }
 
+    public async Task<bool> Undrain(string silo)
+    {
+        if (!S.Drained.Remove(silo)) return false;
+        await Save();
+        NotifyJobs();
+        return true;
+    }
+
     public Task<JobSiloView> ViewFor(string jobId)
     {
         var active = ActiveSilos();

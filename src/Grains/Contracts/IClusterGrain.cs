@@ -63,4 +63,10 @@ public interface IClusterGrain : IGrainWithStringKey
 
     /// <summary>Marks a silo not assignable and tells the jobs on it to re-plan without it; returns those jobs.</summary>
     Task<IReadOnlyList<string>> Drain(string silo);
+
+    /// <summary>
+    /// Puts a drained silo back in service: queued jobs may start on it, jobs that grow and deployments short of
+    /// replicas take it as they take a silo that joins. False when the silo was not drained.
+    /// </summary>
+    Task<bool> Undrain(string silo);
 }

@@ -31,7 +31,9 @@ public interface IJobCoordinatorGrain : IGrainWithStringKey
     /// The cluster changed (a silo joined, left or is draining): the coordinator looks at its silos and, per its
     /// scaling policy, rolls back and re-plans at once (a member is gone) or re-plans at the next chunk boundary.
     /// Returns at once (the reaction runs in a turn of its own), so the cluster grain can retry a lost call.
+    /// Interleaves: while a generation's ranks prepare (a long turn), a member lost meanwhile must abort the others.
     /// </summary>
+    [AlwaysInterleave]
     Task ClusterChanged();
 
     /// <summary>Writes a checkpoint at the next chunk boundary (every rank together) and returns its path.</summary>

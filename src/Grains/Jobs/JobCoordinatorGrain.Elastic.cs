@@ -13,7 +13,8 @@ namespace Orleans.MoE.Grains.Jobs;
 /// re-plan at the next chunk boundary: every rank writes one checkpoint together and stops, and the next generation
 /// prepares from it (a checkpoint loads into any rank layout, so expert shards move through the filesystem). A
 /// silo that is lost makes the job abort the generation's data plane at once, roll back to its newest checkpoint
-/// that verifies, forget the losses recorded after it, and re-plan on the silos left (or wait for a replacement).
+/// that verifies, forget the losses recorded after it, and re-plan on the silos left (or wait for a replacement);
+/// also while the generation's ranks are still preparing.
 /// </summary>
 public sealed partial class JobCoordinatorGrain
 {
@@ -29,9 +30,45 @@ public sealed partial class JobCoordinatorGrain
 
     public Task ClusterChanged()
     {
+        // The reaction waits for the turn in progress; a generation that is preparing cannot wait: its ranks would
+        // block on a lost member until the data-plane start timeout (minutes).
+        if (preparingGeneration is { } generation) _ = AbortPreparationIfLost(generation);
         // Coalesced: changes that arrive while a reaction is pending are seen by it (it reads the view afresh).
         reaction ??= this.RegisterGrainTimer(ReactToClusterChange, TimeSpan.Zero, Timeout.InfiniteTimeSpan);
         return Task.CompletedTask;
+    }
+
+    // The generation whose ranks are preparing (StartGeneration), and why it was abandoned while they did.
+    long? preparingGeneration;
+    string? lostWhilePreparing;
+
+    /// <summary>
+    /// Runs beside StartGeneration's wait for the ranks: when a member of the preparing generation is gone, the
+    /// others' data plane is aborted so their Prepare throws at once, and StartGeneration recovers instead of failing.
+    /// </summary>
+    async Task AbortPreparationIfLost(long generation)
+    {
+        try
+        {
+            var plan = S.Plan;
+            if (plan is null || plan.Generation != generation) return;
+            var lost = await LostMembers();
+            if (lost.Length == 0 || preparingGeneration != generation || lostWhilePreparing is not null) return;
+            string reason = $"lost silo {string.Join(", ", lost)} while generation {generation} prepared";
+            lostWhilePreparing = reason;
+            // Again every second until the preparation ends: a rank whose Prepare had not reached its data plane yet
+            // is only aborted once it has.
+            while (preparingGeneration == generation)
+            {
+                await Task.WhenAll(plan.Members.Where(m => !lost.Contains(m.Silo))
+                    .Select(m => Quietly(Replica(m).Abort(generation, $"generation {generation} of job {S.JobId} is abandoned: {reason}"))));
+                await Task.Delay(TimeSpan.FromSeconds(1));
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            LogClusterViewFailed(log, e, S.JobId);
+        }
     }
 
     IGrainTimer? reaction;
@@ -43,6 +80,12 @@ public sealed partial class JobCoordinatorGrain
         if (S.Status == JobStatus.Queued)
         {
             await TryStartCore();
+            return;
+        }
+        if (S.Status == JobStatus.Planning && S.Plan is { } planned && preparingGeneration is null && !recovering && !S.CancelRequested)
+        {
+            // Planning, yet this activation prepares nothing: the one that did died with its silo mid-preparation.
+            await Recover($"the coordinator was re-activated while generation {planned.Generation} prepared");
             return;
         }
         if (S.Status is not (JobStatus.Running or JobStatus.Evaluating) || S.Plan is null || S.CancelRequested || recovering) return;

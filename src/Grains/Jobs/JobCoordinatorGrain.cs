@@ -95,6 +95,8 @@ public sealed partial class JobCoordinatorGrain(
         var config = JobConfig.Parse(S.Submission!.ConfigJson);
         S.Plan = ExecutionPlanBuilder.Build((S.Plan?.Generation ?? 0) + 1, members, config);
         var plan = S.Plan;
+        preparingGeneration = plan.Generation;
+        lostWhilePreparing = null;
         await SetStatus(JobStatus.Planning, $"plan generation {plan.Generation}: {string.Join(", ", plan.Members.Select(m => $"rank {m.Rank} on {m.Silo}"))}{(reason is null ? "" : $" ({reason})")}");
         // NCCL ranks meet through a unique id that rank 0's silo creates; the others get it in their assignment.
         var rankZero = Replica(plan.Member(0));
@@ -102,7 +104,7 @@ public sealed partial class JobCoordinatorGrain(
             ? await resilience.GrainCalls.ExecuteAsync(async _ => await rankZero.CreateDataPlaneId())
             : null;
         // All at once: the ranks of a multi-rank job build their data-plane groups together while preparing.
-        var ready = await Task.WhenAll(plan.Members.Select(member =>
+        var preparing = Task.WhenAll(plan.Members.Select(member =>
         {
             var assignment = new ReplicaAssignment
             {
@@ -120,6 +122,23 @@ public sealed partial class JobCoordinatorGrain(
             var replica = Replica(member);
             return resilience.DataPlaneStart.ExecuteAsync(async _ => await replica.Prepare(assignment)).AsTask();
         }));
+        ReplicaState[] ready;
+        try
+        {
+            ready = await preparing;
+        }
+        catch (Exception) when (lostWhilePreparing is { } lost)
+        {
+            // A member died while the ranks prepared (ClusterChanged aborted the others): roll back and re-plan.
+            preparingGeneration = null;
+            lostWhilePreparing = null;
+            await Recover(lost);
+            return;
+        }
+        finally
+        {
+            if (preparingGeneration == plan.Generation) preparingGeneration = null;
+        }
         if (S.CancelRequested) return;
         S.Step = ready[0].Step;
         arrivals.Clear();

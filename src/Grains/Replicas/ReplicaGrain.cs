@@ -21,6 +21,9 @@ public sealed partial class ReplicaGrain(ITrainingDevice device, SiloIdentity si
 
     // The assignment being prepared: a lost member can abort its data plane while the ranks are still joining.
     ReplicaAssignment? preparing;
+
+    // A generation aborted before its Prepare arrived here: that Prepare fails at once instead of waiting for peers.
+    (long Generation, string Reason)? abortedEarly;
     SessionInfo? session;
     long step;
     long lastQueuedFrom = -1;
@@ -37,6 +40,8 @@ public sealed partial class ReplicaGrain(ITrainingDevice device, SiloIdentity si
                 throw new InvalidOperationException($"replica {this.GetPrimaryKeyString()} already serves {current.SessionKey}, not {request.SessionKey}");
             return State();
         }
+        if (abortedEarly is { } aborted && aborted.Generation == request.Generation)
+            throw new InvalidOperationException($"replica {this.GetPrimaryKeyString()}: generation {aborted.Generation} was abandoned before it prepared here: {aborted.Reason}");
         // The session lives as long as the job needs it; without this the idle-collection would drop a replica
         // whose only activity is its device executor.
         DelayDeactivation(TimeSpan.FromDays(7));
@@ -147,6 +152,10 @@ public sealed partial class ReplicaGrain(ITrainingDevice device, SiloIdentity si
         {
             LogAborting(log, a.SessionKey, reason);
             device.AbortDataPlane(a, reason);
+        }
+        else if (assignment is null && preparing is null)
+        {
+            abortedEarly = (generation, reason);
         }
         return Task.CompletedTask;
     }
