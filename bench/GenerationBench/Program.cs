@@ -94,7 +94,7 @@ foreach (int batch in batches)
         {
             ["batch"] = batch,
             ["decode"] = Name(mode),
-            ["graphs"] = forward.Decoder?.Graphs ?? false,
+            ["graphs"] = forward.Decoder is { Graphs: true, GraphProblem: null },
             ["prompt"] = prompt,
             ["generate"] = generate,
             ["prefill_ms"] = result.Prefill,

@@ -36,11 +36,11 @@ public sealed class FixedShapeDecoder : IDisposable
         }
     }
 
-    /// <summary>True when steps replay CUDA graphs.</summary>
+    /// <summary>True when steps replay CUDA graphs (unless a capture failed: see <see cref="GraphProblem"/>).</summary>
     public bool Graphs { get; }
 
-    /// <summary>Why graphs were asked for and are not used (null otherwise).</summary>
-    public string? GraphProblem { get; }
+    /// <summary>Why graphs were asked for and are not used, or stopped being used (null otherwise).</summary>
+    public string? GraphProblem { get; private set; }
 
     /// <summary>Shapes made so far (each a graph when <see cref="Graphs"/>).</summary>
     public int ShapeCount => shapes.Count;
@@ -57,8 +57,23 @@ public sealed class FixedShapeDecoder : IDisposable
             values[rows + slots[i]] = cache.LengthOf(slots[i]);
         }
         if (!shapes.TryGetValue((rows, window), out var shape))
-            shapes[(rows, window)] = shape = new DecodeShape(input => Forward(input, rows, window), rows, device, Graphs);
-        var logits = shape.Run(values);
+            shapes[(rows, window)] = shape = new DecodeShape(input => Forward(input, rows, window), rows, device, Graphs && GraphProblem is null);
+        Tensor logits;
+        try
+        {
+            logits = shape.Run(values);
+        }
+        catch (Exception e) when (shape.Capturing && e is not OperationCanceledException)
+        {
+            // A capture that fails (an operation the graph cannot hold) costs speed, not the request: this decoder
+            // runs its steps eagerly from here (the failed step's warm-up already wrote what the step writes).
+            GraphProblem = $"capturing a decode step failed, decoding eagerly: {e.Message}";
+            Console.Error.WriteLine(GraphProblem);
+            foreach (var other in shapes.Values) other.Dispose();
+            shapes.Clear();
+            shapes[(rows, window)] = shape = new DecodeShape(input => Forward(input, rows, window), rows, device, false);
+            logits = shape.Run(values);
+        }
         foreach (int slot in slots) cache.Extend(slot);
         // A copy of the rows asked for: the next replay rewrites the graph's output.
         using var picked = torch.tensor(slots.Select(s => (long)s).ToArray(), device: device);
@@ -101,6 +116,9 @@ public sealed class FixedShapeDecoder : IDisposable
         readonly Tensor input = torch.zeros(2, rows, dtype: ScalarType.Int64, device: device).DetachFromDisposeScope();
         CudaGraph? graph;
         Tensor? output;
+
+        /// <summary>True until this shape's graph is captured (a failure now is a capture's).</summary>
+        public bool Capturing => graphs && graph is null;
 
         public Tensor Run(long[] values)
         {

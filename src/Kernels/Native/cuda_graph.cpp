@@ -86,7 +86,9 @@ int moe_graph_capture_begin(void* g) {
   return guarded([&] {
     C10_CUDA_CHECK(cudaDeviceSynchronize());
     enter(graph);
-    graph->graph.capture_begin();
+    // Thread-local: a silo's other threads (heartbeats, other sessions) may call CUDA meanwhile without
+    // invalidating this capture.
+    graph->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
   });
 }
 
