@@ -16,8 +16,8 @@ var root = new RootCommand("Orleans.MoE: train, distil and serve Mixture-of-Expe
     JobsCommand.Create(),
     JobsCommand.CreateCancel(),
     CheckpointCommand.Create(),
-    DrainCommand.Create(),
-    UndrainCommand.Create(),
+    SiloServiceCommands.Drain(),
+    SiloServiceCommands.Undrain(),
     ClusterCommand.Create(),
     SimulateAllToAllCommand.Create(),
 };
