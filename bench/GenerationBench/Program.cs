@@ -94,7 +94,7 @@ foreach (int batch in batches)
         {
             ["batch"] = batch,
             ["decode"] = Name(mode),
-            ["graphs"] = forward.Decoder is { Graphs: true, GraphProblem: null },
+            ["graphs"] = forward.Decoder?.Graphs ?? false,
             ["prompt"] = prompt,
             ["generate"] = generate,
             ["prefill_ms"] = result.Prefill,

@@ -77,8 +77,7 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
         if (!torch.is_grad_enabled() && GroupedExpertGemm.Supports(first))
         {
             using var ends = GroupedExpertGemm.Ends(sizes, buffer.device);
-            var hidden = nn.functional.gelu(GroupedExpertGemm.Multiply(buffer, first, ends));
-            return GroupedExpertGemm.Multiply(hidden, w2.As(buffer), ends);
+            return GroupedPair(buffer, ends, first, w2.As(buffer));
         }
         var segments = buffer.split(sizes, 0);
         var firstPerExpert = first.unbind(0);
@@ -102,27 +101,21 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// Tokens [N, M], each through its own k experts ([N, k] ids and combine weights) → [N, M], reading only the
-    /// experts in use and nothing back to the host (a captured CUDA graph): fewer rows than experts go through
-    /// gathered GEMMs of one row each (<see cref="GatheredExpertGemm"/>); more are sorted by expert on the device and
-    /// run through the grouped GEMM.
+    /// Rows [R, M], each through the expert named beside it ([R] global ids) → [R, M], reading only the experts in use
+    /// and nothing back to the host (a captured CUDA graph): fewer rows than experts go through gathered GEMMs of one
+    /// row each (<see cref="GatheredExpertGemm"/>); more are sorted by expert on the device and run through the
+    /// grouped GEMM.
     /// </summary>
-    public Tensor ForwardChosen(Tensor tokens, Tensor chosen, Tensor weights)
+    public Tensor ForwardChosen(Tensor rows, Tensor experts)
     {
-        long n = tokens.shape[0], m = tokens.shape[1], k = chosen.shape[1];
-        var experts = FirstExpert == 0 ? chosen.flatten() : chosen.flatten() - FirstExpert;
-        var rows = k == 1 ? tokens : tokens.unsqueeze(1).expand(n, k, m).reshape(n * k, m);
-        var first = w1.As(tokens);
+        long count = rows.shape[0];
+        var local = FirstExpert == 0 ? experts : experts - FirstExpert;
+        Tensor first = w1.As(rows), second = w2.As(rows);
+        if (count >= Count && GroupedExpertGemm.Supports(first)) return Grouped(rows, local, first, second);
         // One row: cuBLAS's pointer-array GEMM with a batch of one ran slower on an H200 (3.9 against 2.8 ms per token
         // at batch 1) than copying out the one expert and multiplying.
-        Func<Tensor, Tensor, Tensor, Tensor> gathered = n * k == 1 ? GatheredExpertGemm.Gathered : GatheredExpertGemm.Multiply;
-        var output = n * k >= Count && GroupedExpertGemm.Supports(first)
-            ? Grouped(rows, experts, first, w2.As(tokens))
-            : gathered(nn.functional.gelu(gathered(rows, first, experts)), w2.As(tokens), experts);
-        output = output.view(n, k, m);
-        if (k == 1) return output.squeeze(1) * weights.to_type(output.dtype);
-        var accumulate = tokens.AccumulationType();
-        return (output.to_type(accumulate) * weights.to_type(accumulate).unsqueeze(-1)).sum(1).to_type(tokens.dtype);
+        Func<Tensor, Tensor, Tensor, Tensor> gathered = count == 1 ? GatheredExpertGemm.Gathered : GatheredExpertGemm.Multiply;
+        return gathered(nn.functional.gelu(gathered(rows, first, local)), second, local);
     }
 
     /// <summary>Rows sorted by expert on the device, the grouped GEMM pair, and the outputs put back in row order.</summary>
@@ -131,8 +124,11 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
         var order = experts.argsort();
         var counts = torch.zeros(Count, dtype: ScalarType.Int64, device: rows.device).index_add_(0, experts, torch.ones_like(experts), 1);
         var ends = counts.cumsum(0).to_type(ScalarType.Int32);
-        var hidden = nn.functional.gelu(GroupedExpertGemm.Multiply(rows.index_select(0, order), first, ends));
-        var output = GroupedExpertGemm.Multiply(hidden, second, ends);
+        var output = GroupedPair(rows.index_select(0, order), ends, first, second);
         return torch.empty_like(output).index_copy_(0, order, output);
     }
+
+    /// <summary>Rows grouped by expert (group ends [E], int32) through both expert matrices.</summary>
+    static Tensor GroupedPair(Tensor rows, Tensor ends, Tensor first, Tensor second) =>
+        GroupedExpertGemm.Multiply(nn.functional.gelu(GroupedExpertGemm.Multiply(rows, first, ends)), second, ends);
 }

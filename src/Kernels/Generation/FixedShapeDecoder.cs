@@ -11,7 +11,7 @@ namespace Orleans.MoE.Kernels.Generation;
 /// replayed: a step over slots s₁ … sₙ runs the first R slots of the cache (R the power of two at or above the largest
 /// slot + 1, free slots computing along) over a window of W positions (the power of two at or above the longest row,
 /// at least 64), with each row's token and position in one device tensor refilled before the step. Routing reads
-/// nothing back (<see cref="Layers.MoELayer.SyncFree"/>). Eager decode launches ~20 kernels per layer from the host
+/// nothing back (<see cref="RoutingContext.SyncFree"/>). Eager decode launches ~20 kernels per layer from the host
 /// and waits on the expert loads; a replay is one launch.
 /// </summary>
 public sealed class FixedShapeDecoder : IDisposable
@@ -36,8 +36,8 @@ public sealed class FixedShapeDecoder : IDisposable
         }
     }
 
-    /// <summary>True when steps replay CUDA graphs (unless a capture failed: see <see cref="GraphProblem"/>).</summary>
-    public bool Graphs { get; }
+    /// <summary>True while steps replay CUDA graphs (false when not asked for, unavailable or a capture failed).</summary>
+    public bool Graphs { get; private set; }
 
     /// <summary>Why graphs were asked for and are not used, or stopped being used (null otherwise).</summary>
     public string? GraphProblem { get; private set; }
@@ -57,7 +57,7 @@ public sealed class FixedShapeDecoder : IDisposable
             values[rows + slots[i]] = cache.LengthOf(slots[i]);
         }
         if (!shapes.TryGetValue((rows, window), out var shape))
-            shapes[(rows, window)] = shape = new DecodeShape(input => Forward(input, rows, window), rows, device, Graphs && GraphProblem is null);
+            shapes[(rows, window)] = shape = new DecodeShape(input => Forward(input, rows, window), rows, device, Graphs);
         Tensor logits;
         try
         {
@@ -66,13 +66,12 @@ public sealed class FixedShapeDecoder : IDisposable
         catch (Exception e) when (shape.Capturing && e is not OperationCanceledException)
         {
             // A capture that fails (an operation the graph cannot hold) costs speed, not the request: this decoder
-            // runs its steps eagerly from here (the failed step's warm-up already wrote what the step writes).
+            // runs its steps eagerly from here (the failed step's warm-up wrote what the step writes again).
             GraphProblem = $"capturing a decode step failed, decoding eagerly: {e.Message}";
             Console.Error.WriteLine(GraphProblem);
-            foreach (var other in shapes.Values) other.Dispose();
-            shapes.Clear();
-            shapes[(rows, window)] = shape = new DecodeShape(input => Forward(input, rows, window), rows, device, false);
-            logits = shape.Run(values);
+            Graphs = false;
+            DisposeShapes();
+            return Decode(slots, tokens);
         }
         foreach (int slot in slots) cache.Extend(slot);
         // A copy of the rows asked for: the next replay rewrites the graph's output.
@@ -80,19 +79,8 @@ public sealed class FixedShapeDecoder : IDisposable
         return logits.index_select(0, picked);
     }
 
-    Tensor Forward(Tensor input, int rows, long window)
-    {
-        foreach (var layer in model.MoeLayers) layer.SyncFree = true;
-        try
-        {
-            var history = cache.Window(rows, input[1], window);
-            return model.Forward(input[0].view(rows, 1), RoutingContext.Inference, null, history).select(1, -1);
-        }
-        finally
-        {
-            foreach (var layer in model.MoeLayers) layer.SyncFree = false;
-        }
-    }
+    Tensor Forward(Tensor input, int rows, long window) =>
+        model.Forward(input[0].view(rows, 1), RoutingContext.SyncFreeInference, null, cache.Window(rows, input[1], window)).select(1, -1);
 
     static long PowerOfTwoAtLeast(long value)
     {
@@ -101,7 +89,9 @@ public sealed class FixedShapeDecoder : IDisposable
         return power;
     }
 
-    public void Dispose()
+    public void Dispose() => DisposeShapes();
+
+    void DisposeShapes()
     {
         foreach (var shape in shapes.Values) shape.Dispose();
         shapes.Clear();

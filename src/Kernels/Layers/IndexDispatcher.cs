@@ -15,9 +15,8 @@ public static class IndexDispatcher
     /// <summary>[N, M] tokens → [E, groups·C, M] (padded) or [N·k, M] (packed) expert buffer.</summary>
     public static Tensor Dispatch(Tensor tokens, RoutingTable table)
     {
-        long n = tokens.shape[0], m = tokens.shape[1], rows = table.BufferRows;
-        var source = table.TopK == 1 ? tokens : tokens.unsqueeze(1).expand(n, table.TopK, m).reshape(n * table.TopK, m);
-        var buffer = tokens.new_zeros(rows + 1, m).index_copy_(0, table.Destination, source).narrow(0, 0, rows);
+        long m = tokens.shape[1], rows = table.BufferRows;
+        var buffer = tokens.new_zeros(rows + 1, m).index_copy_(0, table.Destination, PerChoice(tokens, table.TopK)).narrow(0, 0, rows);
         return table.Layout == ExpertBufferLayout.Padded ? buffer.view(table.ExpertCount, rows / table.ExpertCount, m) : buffer;
     }
 
@@ -26,10 +25,23 @@ public static class IndexDispatcher
     {
         long m = expertOutput.shape[^1], rows = table.BufferRows;
         var gathered = expertOutput.reshape(rows, m).index_select(0, table.Destination.clamp_max(rows - 1));
+        return Weighted(gathered, table.Weights, tokens, table.TopK);
+    }
+
+    /// <summary>[N, M] tokens → [N·k, M]: one row per (token, choice), the tokens themselves when k = 1.</summary>
+    public static Tensor PerChoice(Tensor tokens, int k)
+    {
+        long n = tokens.shape[0], m = tokens.shape[1];
+        return k == 1 ? tokens : tokens.unsqueeze(1).expand(n, k, m).reshape(n * k, m);
+    }
+
+    /// <summary>[N·k, M] outputs of every (token, choice) and [N, k] weights → [N, M]: Σ over choices of weight × output.</summary>
+    public static Tensor Weighted(Tensor outputs, Tensor weights, long tokens, int k)
+    {
         // One choice per token is a product, not a sum: scale in the output dtype and skip two fp32 passes.
-        if (table.TopK == 1) return gathered * table.Weights.to_type(gathered.dtype).reshape(-1, 1);
-        var accumulate = expertOutput.AccumulationType();
-        var weighted = gathered.to_type(accumulate) * table.Weights.to_type(accumulate).reshape(-1, 1);
-        return weighted.view(tokens, table.TopK, m).sum(1).to_type(expertOutput.dtype);
+        if (k == 1) return outputs * weights.to_type(outputs.dtype).reshape(-1, 1);
+        var accumulate = outputs.AccumulationType();
+        var weighted = outputs.to_type(accumulate) * weights.to_type(accumulate).reshape(-1, 1);
+        return weighted.view(tokens, k, outputs.shape[^1]).sum(1).to_type(outputs.dtype);
     }
 }

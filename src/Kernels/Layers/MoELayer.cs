@@ -52,17 +52,6 @@ public sealed class MoELayer : nn.Module<Tensor, Tensor>
     /// </summary>
     public bool EqualChunks { get; set; }
 
-    /// <summary>
-    /// Serving through a captured CUDA graph: route without reading anything back to the host, running the tokens
-    /// through the experts they chose (<see cref="ExpertBank.ForwardChosen"/>) where that reads less than a padded
-    /// buffer with room for every token in every expert. Only for a layer that holds all its experts.
-    /// </summary>
-    public bool SyncFree
-    {
-        get => router.SyncFree;
-        set => router.SyncFree = value;
-    }
-
     public override Tensor forward(Tensor x)
     {
         var shape = x.shape;
@@ -75,11 +64,13 @@ public sealed class MoELayer : nn.Module<Tensor, Tensor>
     Tensor RouteAndRun(Tensor tokens)
     {
         long n = tokens.shape[0];
-        var gate = router.Settings;
-        if (SyncFree && Exchange is null && Statistics is null && experts.PrefersChosen(n * gate.TopK, tokens))
+        int k = router.Settings.TopK;
+        // Sync-free (a captured CUDA graph), where it reads less than a padded buffer with room for every token in
+        // every expert: each token through the experts it chose. Only for a layer that holds all its experts.
+        if (Context.SyncFree && Exchange is null && Statistics is null && experts.PrefersChosen(n * k, tokens))
         {
-            var (weights, chosen) = ScanRouter.Choose(tokens, router.Weight, gate.TopK);
-            return experts.ForwardChosen(tokens, chosen, weights);
+            var (weights, chosen) = ScanRouter.Choose(tokens, router.Weight, k);
+            return IndexDispatcher.Weighted(experts.ForwardChosen(IndexDispatcher.PerChoice(tokens, k), chosen.flatten()), weights, n, k);
         }
         int groups = GroupTokens > 0 && n % GroupTokens == 0 ? (int)(n / GroupTokens) : 1;
         var table = router.Route(tokens, groups, Context);

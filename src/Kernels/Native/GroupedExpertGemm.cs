@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -11,25 +12,21 @@ namespace Orleans.MoE.Kernels.Native;
 /// </summary>
 public static unsafe class GroupedExpertGemm
 {
-    static readonly Dictionary<int, bool> Probed = new();
-    static readonly Lock Gate = new();
+    static readonly ConcurrentDictionary<int, bool> Probed = new();
+    static readonly Lazy<IntPtr> Entry = new(() => CudaGraphLibrary.Export("moe_grouped_mm"));
 
     /// <summary>True when <paramref name="weights"/> (bf16 on a GPU that runs the grouped GEMM) can take this path.</summary>
     public static bool Supports(Tensor weights)
     {
         if (weights.device_type != DeviceType.CUDA || weights.dtype != ScalarType.BFloat16 || !CudaGraphLibrary.Available) return false;
-        int device = weights.device.index < 0 ? 0 : weights.device.index;
-        lock (Gate)
-        {
-            if (!Probed.TryGetValue(device, out bool works)) Probed[device] = works = Probe(weights.device);
-            return works;
-        }
+        var device = weights.device;
+        return Probed.GetOrAdd(device.index < 0 ? 0 : device.index, _ => Probe(device));
     }
 
     /// <summary>rows [T, K] (grouped by expert), weights [E, K, N], ends [E] int32 (cumulative row counts) → [T, N].</summary>
     public static Tensor Multiply(Tensor rows, Tensor weights, Tensor ends)
     {
-        var call = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr>)CudaGraphLibrary.Export("moe_grouped_mm");
+        var call = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr>)Entry.Value;
         IntPtr result = call(rows.contiguous().Handle, weights.Handle, ends.Handle);
         if (result == IntPtr.Zero) throw new InvalidOperationException($"grouped expert GEMM failed: {CudaGraphLibrary.LastError()}");
         return Tensor.UnsafeCreateTensor(result);

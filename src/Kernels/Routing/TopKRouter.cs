@@ -40,12 +40,6 @@ public sealed class TopKRouter : nn.Module
     /// </summary>
     public bool NeverDrop { get; set; }
 
-    /// <summary>
-    /// With <see cref="NeverDrop"/>: read nothing back to the host (a captured CUDA graph cannot), so the buffer is
-    /// padded to room for every token in every expert rather than packed by the loads.
-    /// </summary>
-    public bool SyncFree { get; set; }
-
     /// <summary>Tests turn this off to compare the general sort-based path with the scan path.</summary>
     internal bool AllowScanPath { get; set; } = true;
 
@@ -54,7 +48,7 @@ public sealed class TopKRouter : nn.Module
     {
         long n = x.shape[0];
         if (n % groups != 0) throw new ArgumentException($"{n} tokens do not split into {groups} routing groups");
-        if (NeverDrop && !training) return ScanRouter.Route(x, weight, settings with { DropTokens = false }, groups, false, PackDropless, SyncFree);
+        if (NeverDrop && !training) return ScanRouter.Route(x, weight, settings with { DropTokens = false }, groups, false, PackDropless, context.SyncFree);
         bool random = training && (settings.Noise != RouterNoise.None || (settings.TopK == 2 && settings.SecondExpertSampling) || (settings.DropTokens && settings.UseRts));
         if (!random && AllowScanPath) return ScanRouter.Route(x, weight, settings, groups, training, PackDropless);
         return RouteWithSort(x, groups, context);

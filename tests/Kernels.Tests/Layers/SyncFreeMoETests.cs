@@ -23,7 +23,7 @@ public class SyncFreeMoETests
         using var noGrad = torch.no_grad();
         var x = torch.randn(tokens, 12) * 3;
         var packed = layer.forward(x);
-        layer.SyncFree = true;
+        layer.Context = RoutingContext.SyncFreeInference;
         var syncFree = layer.forward(x);
         Assert.True(syncFree.allclose(packed, rtol: 1e-5, atol: 1e-6), $"max difference {(syncFree - packed).abs().max().item<float>()}");
     }
