@@ -13,7 +13,8 @@ namespace Orleans.MoE.Bench;
 public static class BenchLayers
 {
     /// <param name="shard">The experts this rank holds (null: all); <paramref name="init"/> seeds the weights when given.</param>
-    public static MoELayer Build(BenchShape shape, bool dropTokens, Device device, ScalarType dtype, ExpertShard? shard = null, Generator? init = null)
+    /// <param name="routerInComputeDtype">The router's GEMM in bf16 (Megatron-Core's default) instead of fp32 (DeepSpeed's).</param>
+    public static MoELayer Build(BenchShape shape, bool dropTokens, Device device, ScalarType dtype, ExpertShard? shard = null, Generator? init = null, bool routerInComputeDtype = false)
     {
         bool gpu = device.type == DeviceType.CUDA;
         var settings = new GateSettings
@@ -27,6 +28,7 @@ public static class BenchLayers
             UseRts = false,
             SecondExpertSampling = false,
             CapacityAlignment = gpu ? 8 : 1,
+            RouterInComputeDtype = routerInComputeDtype,
         };
         var layer = new MoELayer(0, shape.DModel, shape.DFf, settings, 0.02, 0, init, shard);
         layer.to(device);

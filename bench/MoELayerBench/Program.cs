@@ -40,6 +40,30 @@ if (options.ContainsKey("probe-backward"))
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"torchsharp: (x*2).sum().backward() on [512,1024]: median {backwardMs:F3} ms; forward only {forwardMs:F3} ms"));
     return 0;
 }
+if (options.TryGetValue("profile", out var profiled))
+{
+    // For a kernel profiler (ncu --graph-profiling node): the graphed layer of one shape, capacity then dropless, two
+    // forward+backward replays each after capture; the profiler's last kernels are the replays'.
+    var (target, _, _) = BenchShape.Targets.Single(t => t.Shape.Name == profiled);
+    var shape = gpu ? target : target.Scaled(8);
+    foreach (bool dropTokens in new[] { true, false })
+    {
+        using var scope = torch.NewDisposeScope();
+        torch.manual_seed(1);
+        using var graphed = new GraphedLayer(Build(shape, dropTokens), dropTokens ? "capacity 1.25" : "dropless", [shape.Tokens, shape.DModel], dtype, device);
+        var x = torch.randn(shape.Tokens, shape.DModel, device: device).to_type(dtype).requires_grad_();
+        var gradient = torch.randn(shape.Tokens, shape.DModel, device: device).to_type(dtype);
+        for (int i = 0; i < 3; i++)
+        {
+            using var step = torch.NewDisposeScope();
+            var r = graphed.Forward(x);
+            torch.autograd.backward([r.Output, r.AuxLoss], [gradient, torch.full([], 0.01, device: device)]);
+            Timing.Synchronize(device);
+        }
+        Console.WriteLine($"profiled {shape.Name} {graphed.Mode}: kernels forward + backward {graphed.Operations}");
+    }
+    return 0;
+}
 if (options.ContainsKey("breakdown"))
 {
     foreach (var (target, _, _) in BenchShape.Targets)
@@ -51,10 +75,17 @@ if (options.ContainsKey("breakdown"))
     return 0;
 }
 Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"device {device}, {dtype}, matmul {matmul:F0} TFLOP/s"));
+if (gpu)
+{
+    using var probe = torch.empty(1, device: device).to_type(dtype);
+    Console.WriteLine(CudaGraphLibrary.Available
+        ? $"CUDA helper loaded; grouped GEMM row alignment {GroupedExpertGemm.RowAlignment(probe)} (0: unavailable)"
+        : $"CUDA helper unavailable: {CudaGraphLibrary.Problem}");
+}
 var rows = new List<Dictionary<string, object>>();
 var markdown = new StringBuilder();
-markdown.AppendLine("| shape | variant | mode | fwd ms | fwd+bwd ms | useful TFLOP/s | of matmul | best peer ms | ratio vs peer | target ms | vs reference | max rel. error |");
-markdown.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+markdown.AppendLine("| shape | variant | mode | fwd ms | fwd+bwd ms | useful TFLOP/s | of matmul | best peer ms | ratio vs peer | target ms | vs reference | max rel. error | kernels fwd + bwd |");
+markdown.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |");
 
 foreach (var (target, peerMs, targetMs) in BenchShape.Targets)
 {
@@ -63,23 +94,35 @@ foreach (var (target, peerMs, targetMs) in BenchShape.Targets)
     using var scope = torch.NewDisposeScope();
     torch.manual_seed(1);
     var capacityLayer = Build(shape, dropTokens: true);
-    var droplessLayer = Build(shape, dropTokens: false);
-    using (torch.no_grad())
+    // The same weights under other settings: dropless, and both with the router's GEMM in bf16.
+    MoELayer Like(bool dropTokens, bool routerInComputeDtype)
     {
-        droplessLayer.Router.Weight.copy_(capacityLayer.Router.Weight);
-        droplessLayer.Experts.W1.copy_(capacityLayer.Experts.W1);
-        droplessLayer.Experts.W2.copy_(capacityLayer.Experts.W2);
+        var layer = BenchLayers.Build(shape, dropTokens, device, dtype, routerInComputeDtype: routerInComputeDtype);
+        using var noGrad = torch.no_grad();
+        layer.Router.Weight.copy_(capacityLayer.Router.Weight);
+        layer.Experts.W1.copy_(capacityLayer.Experts.W1);
+        layer.Experts.W2.copy_(capacityLayer.Experts.W2);
+        return layer;
     }
-    IBenchLayer[] variants =
+    var droplessLayer = Like(dropTokens: false, routerInComputeDtype: false);
+    var capacityBf16Router = Like(dropTokens: true, routerInComputeDtype: true);
+    var droplessBf16Router = Like(dropTokens: false, routerInComputeDtype: true);
+    long[] inputShape = [shape.Tokens, shape.DModel];
+    // Made one at a time and dropped after their turn (with their gradients): a large shape's graphs hold GiBs.
+    (Func<IBenchLayer> Make, MoELayer Owner)[] variants =
     [
-        new ReferenceLayer(capacityLayer, 1.25, 4),
-        new OptimisedLayer(capacityLayer, "capacity 1.25"),
-        new OptimisedLayer(droplessLayer, "dropless"),
+        (() => new ReferenceLayer(capacityLayer, 1.25, 4), capacityLayer),
+        (() => new OptimisedLayer(capacityLayer, "capacity 1.25"), capacityLayer),
+        (() => new OptimisedLayer(droplessLayer, "dropless"), droplessLayer),
+        (() => new GraphedLayer(capacityLayer, "capacity 1.25", inputShape, dtype, device), capacityLayer),
+        (() => new GraphedLayer(droplessLayer, "dropless", inputShape, dtype, device), droplessLayer),
+        (() => new GraphedLayer(capacityBf16Router, "capacity 1.25, bf16 router", inputShape, dtype, device), capacityBf16Router),
+        (() => new GraphedLayer(droplessBf16Router, "dropless, bf16 router", inputShape, dtype, device), droplessBf16Router),
     ];
     double referenceMs = double.NaN;
-    foreach (var variant in variants)
+    foreach (var (make, owner) in variants)
     {
-        var owner = variant.Mode == "dropless" ? droplessLayer : capacityLayer;
+        var variant = make();
         var errors = Float64Check.Run(variant, owner, shape, device, dtype, seed: 100 + rows.Count);
         double bound = gpu ? 2e-2 : 1e-4;
         string verdict = errors.Max <= bound ? "ok" : "FAILED";
@@ -128,18 +171,29 @@ foreach (var (target, peerMs, targetMs) in BenchShape.Targets)
             ["rel_error_grad_router"] = errors.GradRouter,
             ["check"] = verdict,
         };
+        string kernels = "-";
+        if (variant is GraphedLayer { Operations: { } operations })
+        {
+            row["forward_kernels"] = operations.Forward.Kernels;
+            row["forward_other_operations"] = operations.Forward.Others;
+            row["backward_kernels"] = operations.Backward.Kernels;
+            row["backward_other_operations"] = operations.Backward.Others;
+            kernels = $"{operations.Forward.Kernels} + {operations.Backward.Kernels}";
+        }
         rows.Add(row);
         string line = string.Create(CultureInfo.InvariantCulture,
-            $"| {shape.Name} | {variant.Name} | {variant.Mode} | {forwardMs:F3} | {trainMs:F3} | {useful:F0} | {useful / matmul:P0} | {(gpu ? peerMs.ToString("F2", CultureInfo.InvariantCulture) : "-")} | {(gpu ? (peerMs / trainMs).ToString("F2", CultureInfo.InvariantCulture) + "×" : "-")} | {(gpu ? targetMs.ToString("F2", CultureInfo.InvariantCulture) : "-")} | {referenceMs / trainMs:F2}× | {errors.Max:E1} {verdict} |");
+            $"| {shape.Name} | {variant.Name} | {variant.Mode} | {forwardMs:F3} | {trainMs:F3} | {useful:F0} | {useful / matmul:P0} | {(gpu ? peerMs.ToString("F2", CultureInfo.InvariantCulture) : "-")} | {(gpu ? (peerMs / trainMs).ToString("F2", CultureInfo.InvariantCulture) + "×" : "-")} | {(gpu ? targetMs.ToString("F2", CultureInfo.InvariantCulture) : "-")} | {referenceMs / trainMs:F2}× | {errors.Max:E1} {verdict} | {kernels} |");
         markdown.AppendLine(line);
         Console.WriteLine(line);
+        (variant as IDisposable)?.Dispose();
+        owner.zero_grad(set_to_none: true);
     }
 }
 
 // Decode: forward only, few tokens, where launches dominate.
 markdown.AppendLine();
-markdown.AppendLine("| decode tokens | reference fwd ms | moe-layer fwd ms | speedup |");
-markdown.AppendLine("| --- | --- | --- | --- |");
+markdown.AppendLine("| decode tokens | reference fwd ms | moe-layer fwd ms | moe-layer graphs fwd ms | speedup (eager) | speedup (graphs) | kernels |");
+markdown.AppendLine("| --- | --- | --- | --- | --- | --- | --- |");
 foreach (int tokens in new[] { 1, 2, 4, 8, 16, 32, 64 })
 {
     var shape = new BenchShape($"decode-T{tokens}", tokens, gpu ? 1024 : 256, gpu ? 4096 : 1024, 32, 1);
@@ -150,14 +204,17 @@ foreach (int tokens in new[] { 1, 2, 4, 8, 16, 32, 64 })
     var x = torch.randn(tokens, shape.DModel, device: device).to_type(dtype);
     var reference = new ReferenceLayer(layer, 1.25, 4);
     var optimised = new OptimisedLayer(layer, "capacity 1.25");
-    double refMs, optMs;
+    using var graphed = new GraphedLayer(layer, "capacity 1.25", [tokens, shape.DModel], dtype, device);
+    double refMs, optMs, graphMs;
     using (torch.no_grad())
     {
         refMs = Timing.MedianMs(device, warmup, iterations * 5, () => { using var s = torch.NewDisposeScope(); reference.Forward(x); });
         optMs = Timing.MedianMs(device, warmup, iterations * 5, () => { using var s = torch.NewDisposeScope(); optimised.Forward(x); });
+        graphMs = Timing.MedianMs(device, warmup, iterations * 5, () => { using var s = torch.NewDisposeScope(); graphed.Forward(x); });
     }
-    rows.Add(new Dictionary<string, object> { ["shape"] = shape.Name, ["tokens"] = tokens, ["reference_forward_ms"] = refMs, ["moe_layer_forward_ms"] = optMs });
-    string line = string.Create(CultureInfo.InvariantCulture, $"| {tokens} | {refMs:F3} | {optMs:F3} | {refMs / optMs:F2}× |");
+    long forwardKernels = graphed.Operations?.Forward.Kernels ?? -1;
+    rows.Add(new Dictionary<string, object> { ["shape"] = shape.Name, ["tokens"] = tokens, ["reference_forward_ms"] = refMs, ["moe_layer_forward_ms"] = optMs, ["moe_layer_graphs_forward_ms"] = graphMs, ["forward_kernels"] = forwardKernels });
+    string line = string.Create(CultureInfo.InvariantCulture, $"| {tokens} | {refMs:F3} | {optMs:F3} | {graphMs:F3} | {refMs / optMs:F2}× | {refMs / graphMs:F2}× | {(forwardKernels < 0 ? "-" : forwardKernels.ToString(CultureInfo.InvariantCulture))} |");
     markdown.AppendLine(line);
     Console.WriteLine(line);
 }

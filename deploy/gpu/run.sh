@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the moe console (or the MoE benchmark) on a GPU host that has PyTorch but no .NET and no network.
 #
-#   deploy/gpu/run.sh package [moe|bench|comm|gen]  here: publish framework-dependent builds without the CPU libtorch,
+#   deploy/gpu/run.sh package [moe|bench|comm|gen ...]  here: publish framework-dependent builds without the CPU libtorch,
 #                                      pack the .NET and ASP.NET Core runtimes (the console hosts silos) and the cached
 #                                      Brown corpus into .gpu/ (git-ignored); one of moe/bench keeps the tree under
 #                                      the device tool's 64 MiB; `all` (the default) is moe and bench, comm goes alone
@@ -17,29 +17,30 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 gpu="$root/.gpu"
 
 package() {
-  local what="${1:-all}"
+  # One or more of moe, bench, comm, gen (all = moe and bench).
+  local what=" ${*:-all} "
+  if [ "$what" = " all " ]; then what=" moe bench "; fi
   rm -rf "$gpu" && mkdir -p "$gpu"
-  if [ "$what" = all ] || [ "$what" = moe ]; then
-    dotnet publish "$root/src/Client/Orleans.MoE.Client.csproj" -c Release -r linux-x64 --self-contained false -p:MoeGpu=true -o "$gpu/moe" --nologo -v q
-  fi
-  if [ "$what" = all ] || [ "$what" = bench ]; then
-    dotnet publish "$root/bench/MoELayerBench/MoELayerBench.csproj" -c Release -r linux-x64 --self-contained false -p:MoeGpu=true -o "$gpu/bench" --nologo -v q
-  fi
-  if [ "$what" = comm ]; then
-    dotnet publish "$root/bench/CommBench/CommBench.csproj" -c Release -r linux-x64 --self-contained false -p:MoeGpu=true -o "$gpu/comm" --nologo -v q
-  fi
-  if [ "$what" = gen ]; then
-    dotnet publish "$root/bench/GenerationBench/GenerationBench.csproj" -c Release -r linux-x64 --self-contained false -p:MoeGpu=true -o "$gpu/gen" --nologo -v q
-  fi
+  local project
+  for part in moe bench comm gen; do
+    [[ "$what" == *" $part "* ]] || continue
+    case "$part" in
+      moe) project="src/Client/Orleans.MoE.Client.csproj" ;;
+      bench) project="bench/MoELayerBench/MoELayerBench.csproj" ;;
+      comm) project="bench/CommBench/CommBench.csproj" ;;
+      gen) project="bench/GenerationBench/GenerationBench.csproj" ;;
+    esac
+    dotnet publish "$root/$project" -c Release -r linux-x64 --self-contained false -p:MoeGpu=true -o "$gpu/$part" --nologo -v q
+  done
   # Only the managed assemblies and libLibTorchSharp.so travel; the GPU host's PyTorch supplies libtorch.
   find "$gpu" -name 'libtorch*.so' ! -name 'libLibTorchSharp.so' -delete
   find "$gpu" \( -name 'libc10*.so' -o -name 'libgomp*' -o -name 'libshm.so' -o -name 'lib*backend*.so' -o -name 'libaoti*.so' \) -delete
   local dotnet_root; dotnet_root="$(dirname "$(readlink -f "$(command -v dotnet)")")"
   local runtime; runtime="$(basename "$(ls -d "$dotnet_root"/shared/Microsoft.NETCore.App/10.* | sort -V | tail -1)")"
   local parts=(dotnet host "shared/Microsoft.NETCore.App/$runtime")
-  if [ "$what" = all ] || [ "$what" = moe ]; then parts+=("shared/Microsoft.AspNetCore.App/$runtime"); fi
+  if [[ "$what" == *" moe "* ]]; then parts+=("shared/Microsoft.AspNetCore.App/$runtime"); fi
   tar -C "$dotnet_root" -cJf "$gpu/dotnet-runtime.tar.xz" "${parts[@]}"
-  if { [ "$what" = all ] || [ "$what" = moe ]; } && [ -d "$root/.cache/brown" ]; then mkdir -p "$gpu/cache" && cp -r "$root/.cache/brown" "$gpu/cache/"; fi
+  if [[ "$what" == *" moe "* ]] && [ -d "$root/.cache/brown" ]; then mkdir -p "$gpu/cache" && cp -r "$root/.cache/brown" "$gpu/cache/"; fi
   # Everything travels compressed: the device tool carries at most 64 MiB.
   for part in moe bench comm gen cache; do
     if [ -d "$gpu/$part" ]; then tar -C "$gpu" -cJf "$gpu/$part.tar.xz" "$part" && rm -rf "${gpu:?}/$part"; fi
@@ -73,7 +74,7 @@ prepare_remote() {
 }
 
 case "${1:-}" in
-  package) shift; package "${1:-all}" ;;
+  package) shift; package "$@" ;;
   moe) shift; prepare_remote "$@"; exec dotnet "$unpacked/moe/moe.dll" "$@" ;;
   bench) shift; prepare_remote "$@"; exec dotnet "$unpacked/bench/MoELayerBench.dll" "$@" ;;
   # Expandable segments made rank 0's first allocation after NCCL's setup fail ("operation not permitted" in

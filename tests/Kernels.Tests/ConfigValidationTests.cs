@@ -7,6 +7,7 @@ public class ConfigValidationTests
     [Theory]
     [InlineData("""{"moe": {"top_k": 0}}""", "moe.top_k")]
     [InlineData("""{"moe": {"noisy_gate_policy": "gaussian"}}""", "moe.noisy_gate_policy")]
+    [InlineData("""{"moe": {"router_dtype": "fp16"}}""", "moe.router_dtype")]
     [InlineData("""{"moe": {"layers": "middle"}}""", "moe.layers")]
     [InlineData("""{"moe": {"experts": "32x10,64x"}}""", "moe.experts")]
     [InlineData("""{"model": {"heads": 3}}""", "model.heads")]

@@ -35,6 +35,7 @@ public static class ConfigValidator
         if (moe.MinCapacity < 0) throw new ConfigException("moe.min_capacity", "must be ≥ 0");
         if (moe.CapacityAlignment < 1) throw new ConfigException("moe.capacity_alignment", "must be ≥ 1 (1 = exact capacity)");
         OneOf("moe.noisy_gate_policy", moe.NoisyGatePolicy, MoEConfig.NoisePolicies);
+        OneOf("moe.router_dtype", moe.RouterDtype, MoEConfig.RouterDtypes);
         if (moe.JitterEpsilon is < 0 or >= 1) throw new ConfigException("moe.jitter_epsilon", "must be in [0, 1)");
         if (moe.AuxLossCoef < 0) throw new ConfigException("moe.aux_loss_coef", "must be ≥ 0");
         if (moe.ZLossCoef < 0) throw new ConfigException("moe.z_loss_coef", "must be ≥ 0");

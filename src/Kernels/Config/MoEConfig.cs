@@ -35,6 +35,12 @@ public sealed record MoEConfig
 
     public double JitterEpsilon { get; init; } = 1e-2;
 
+    /// <summary>
+    /// The router's GEMM: "fp32" (DeepSpeed: input and weight in fp32) or "compute" (Megatron-Core's default: the model's
+    /// compute dtype, logits then softmaxed in fp32), which skips the fp32 copy of the input and runs on tensor cores.
+    /// </summary>
+    public string RouterDtype { get; init; } = "fp32";
+
     /// <summary>Top-2 picks its second expert with Gumbel noise while training (DeepSpeed's default).</summary>
     public bool SecondExpertSampling { get; init; } = true;
 
@@ -45,4 +51,5 @@ public sealed record MoEConfig
     public int RoutingGroupTokens { get; init; }
 
     internal static readonly string[] NoisePolicies = ["none", "jitter", "rsample"];
+    internal static readonly string[] RouterDtypes = ["fp32", "compute"];
 }

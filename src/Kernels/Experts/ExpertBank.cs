@@ -66,15 +66,17 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
     }
 
     /// <summary>
-    /// Packed buffer [Σ sizes, M] (expert e's rows are the e-th segment) → outputs in the same layout. Serving on a
-    /// GPU with the grouped GEMM: one launch per matrix for all experts. Otherwise one GEMM pair per expert on views,
-    /// so no padding is computed; unbinding the weights (rather than indexing them) keeps the backward to one stack
-    /// of per-expert gradients.
+    /// Packed buffer [Σ sizes, M] (expert e's rows are the e-th segment) → outputs in the same layout. On a GPU with
+    /// the grouped GEMM: one launch per matrix for all experts (forward and backward). Otherwise one GEMM pair per
+    /// expert on views, so no padding is computed; unbinding the weights (rather than indexing them) keeps the backward
+    /// to one stack of per-expert gradients.
     /// </summary>
     public Tensor ForwardPacked(Tensor buffer, long[] sizes)
     {
         var first = w1.As(buffer);
-        if (!torch.is_grad_enabled() && GroupedExpertGemm.Supports(first))
+        int alignment = GroupedExpertGemm.RowAlignment(first);
+        // Every group but the last must end where the next may start.
+        if (alignment > 0 && sizes.SkipLast(1).All(s => s % alignment == 0))
         {
             using var ends = GroupedExpertGemm.Ends(sizes, buffer.device);
             return GroupedPair(buffer, ends, first, w2.As(buffer));
@@ -87,6 +89,16 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
             outputs[e] = nn.functional.gelu(segments[e].matmul(firstPerExpert[e])).matmul(second[e]);
         return torch.cat(outputs, 0);
     }
+
+    /// <summary>
+    /// The multiple of rows at which each expert's group must start for <see cref="ForwardGrouped"/> (0: no grouped
+    /// GEMM for this dtype and device, so dropless routing reads the segment sizes back for <see cref="ForwardPacked"/>).
+    /// </summary>
+    public int GroupAlignment(Tensor like) => GroupedExpertGemm.RowAlignment(w1.As(like));
+
+    /// <summary>Packed buffer whose expert groups end at <paramref name="ends"/> ([E] int32 on the device) → outputs in
+    /// the same layout, as two grouped GEMMs with nothing read back to the host.</summary>
+    public Tensor ForwardGrouped(Tensor buffer, Tensor ends) => GroupedPair(buffer, ends, w1.As(buffer), w2.As(buffer));
 
     /// <summary>
     /// Whether <see cref="ForwardChosen"/> beats a padded buffer with room for every token (which reads every

@@ -6,9 +6,12 @@ namespace Orleans.MoE.Kernels.Layers;
 
 /// <summary>
 /// Moves tokens into the expert buffer and back through the routing table alone: dispatch is one scatter of
-/// token rows into a zeroed buffer, combine is one gather of expert rows scaled by the gate (for k ≥ 2 weighted
-/// and summed over the choices in fp32). Dropped assignments write to the spare row past the end, which is cut
-/// off, and read a real row with weight 0, so neither side needs a mask.
+/// token rows into a zeroed buffer (one gather when every buffer row holds a token: dropless and unpadded), combine is
+/// one gather of expert rows scaled by the gate (for k ≥ 2 weighted and summed over the choices in fp32). Dropped
+/// assignments write to the spare row past the end, which is cut off, and read a real row with weight 0, so neither
+/// side needs a mask. Both backwards are gathers (<see cref="RowGather"/>): the combine's gives an empty buffer row
+/// another row's gradient, which reaches no weight because an empty row's input is zero and experts have no biases
+/// (GELU(0·W₁) = 0, so it adds nothing to either weight's gradient), and its input gradient is never read.
 /// </summary>
 public static class IndexDispatcher
 {
@@ -16,6 +19,8 @@ public static class IndexDispatcher
     public static Tensor Dispatch(Tensor tokens, RoutingTable table)
     {
         long m = tokens.shape[1], rows = table.BufferRows;
+        if (table.Layout == ExpertBufferLayout.Packed && rows == table.Destination.shape[0])
+            return RowGather.Apply(PerChoice(tokens, table.TopK), table.RowSource, table.Destination);
         var buffer = tokens.new_zeros(rows + 1, m).index_copy_(0, table.Destination, PerChoice(tokens, table.TopK)).narrow(0, 0, rows);
         return table.Layout == ExpertBufferLayout.Padded ? buffer.view(table.ExpertCount, rows / table.ExpertCount, m) : buffer;
     }
@@ -24,7 +29,7 @@ public static class IndexDispatcher
     public static Tensor Combine(Tensor expertOutput, RoutingTable table, long tokens)
     {
         long m = expertOutput.shape[^1], rows = table.BufferRows;
-        var gathered = expertOutput.reshape(rows, m).index_select(0, table.Destination.clamp_max(rows - 1));
+        var gathered = RowGather.Apply(expertOutput.reshape(rows, m), table.Destination.clamp_max(rows - 1), table.RowSource);
         return Weighted(gathered, table.Weights, tokens, table.TopK);
     }
 

@@ -69,14 +69,16 @@ public sealed class MoELayer : nn.Module<Tensor, Tensor>
         // every expert: each token through the experts it chose. Only for a layer that holds all its experts.
         if (Context.SyncFree && Exchange is null && Statistics is null && experts.PrefersChosen(n * k, tokens))
         {
-            var (weights, chosen) = ScanRouter.Choose(tokens, router.Weight, k);
+            var (weights, chosen) = ScanRouter.Choose(tokens, router.Weight, router.Settings);
             return IndexDispatcher.Weighted(experts.ForwardChosen(IndexDispatcher.PerChoice(tokens, k), chosen.flatten()), weights, n, k);
         }
         int groups = GroupTokens > 0 && n % GroupTokens == 0 ? (int)(n / GroupTokens) : 1;
-        var table = router.Route(tokens, groups, Context);
+        // Experts that run as a grouped GEMM take their group ends from the device: dropless without a host read.
+        var table = router.Route(tokens, groups, Context, Exchange is null ? experts.GroupAlignment(tokens) : 0);
         var buffer = IndexDispatcher.Dispatch(tokens, table);
         var output = (table.Layout, Exchange) switch
         {
+            (ExpertBufferLayout.Packed, null) when table.SegmentEnds is { } ends => experts.ForwardGrouped(buffer, ends),
             (ExpertBufferLayout.Packed, null) => experts.ForwardPacked(buffer, table.SegmentSizes!),
             (ExpertBufferLayout.Packed, { } exchange) when EqualChunks =>
                 PaddedExpertBuffer.Run(buffer, table.SegmentSizes!, exchange, padded => OnOwners(padded, exchange)),

@@ -16,6 +16,9 @@ public sealed unsafe class CudaGraph : IDisposable
     static readonly delegate* unmanaged<IntPtr, int> Abort = (delegate* unmanaged<IntPtr, int>)CudaGraphLibrary.Export("moe_graph_capture_abort");
     static readonly delegate* unmanaged<IntPtr, int> Launch = (delegate* unmanaged<IntPtr, int>)CudaGraphLibrary.Export("moe_graph_replay");
     static readonly delegate* unmanaged<IntPtr, void> Destroy = (delegate* unmanaged<IntPtr, void>)CudaGraphLibrary.Export("moe_graph_destroy");
+    static readonly delegate* unmanaged<IntPtr, IntPtr> CreateSharing = (delegate* unmanaged<IntPtr, IntPtr>)CudaGraphLibrary.Export("moe_graph_create_sharing");
+    static readonly delegate* unmanaged<int> EmptyCache = (delegate* unmanaged<int>)CudaGraphLibrary.Export("moe_release_cached_memory");
+    static readonly delegate* unmanaged<IntPtr, long*, long*, void> Nodes = (delegate* unmanaged<IntPtr, long*, long*, void>)CudaGraphLibrary.Export("moe_graph_nodes");
 
     IntPtr handle;
     bool captured;
@@ -24,6 +27,30 @@ public sealed unsafe class CudaGraph : IDisposable
     {
         handle = Create(device);
         if (handle == IntPtr.Zero) throw Failure("creating a CUDA graph");
+    }
+
+    CudaGraph(IntPtr handle) => this.handle = handle;
+
+    /// <summary>
+    /// A graph captured on this one's stream and into its memory pool: a backward captured after this forward, since
+    /// autograd runs each backward operation on the stream its forward ran on. Call after this graph is captured.
+    /// </summary>
+    public CudaGraph Sharing()
+    {
+        if (!captured) throw new InvalidOperationException("a graph shares the stream and pool of a captured graph only");
+        var created = CreateSharing(handle);
+        return created == IntPtr.Zero ? throw Failure("creating a CUDA graph") : new CudaGraph(created);
+    }
+
+    /// <summary>Kernels and other operations (copies, memsets) the capture recorded: the launches of one eager run.</summary>
+    public (long Kernels, long Others) Operations
+    {
+        get
+        {
+            long kernels = 0, others = 0;
+            Nodes(handle, &kernels, &others);
+            return (kernels, others);
+        }
     }
 
     /// <summary>Runs <paramref name="warmUp"/> eagerly on the graph's stream (lazy initialisation happens before capture).</summary>
@@ -59,6 +86,12 @@ public sealed unsafe class CudaGraph : IDisposable
         captured = true;
         return result;
     }
+
+    /// <summary>
+    /// Returns the caching allocator's unused blocks to the driver: what warm-up runs freed on a capture stream is
+    /// otherwise cached for that stream alone (tens of GiB for a large MoE layer).
+    /// </summary>
+    public static void ReleaseCachedMemory() => Check(EmptyCache(), "releasing cached GPU memory");
 
     public void Replay()
     {

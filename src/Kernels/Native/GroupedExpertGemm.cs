@@ -7,18 +7,24 @@ namespace Orleans.MoE.Kernels.Native;
 /// <summary>
 /// Rows sorted by expert times each expert's weights in one launch, with the group ends on the device: libtorch's
 /// grouped GEMM (<c>at::_grouped_mm</c>, bf16 on sm90 and newer), which TorchSharp does not expose, through the CUDA
-/// helper (<see cref="CudaGraphLibrary"/>). Forward only (no autograd): serving uses it; training keeps one GEMM per
-/// expert segment.
+/// helper (<see cref="CudaGraphLibrary"/>). Called from C++ with autograd on, it records libtorch's own backward (grouped
+/// GEMMs for the rows' and the weights' gradients), so training uses it too.
 /// </summary>
 public static unsafe class GroupedExpertGemm
 {
-    static readonly ConcurrentDictionary<int, bool> Probed = new();
+    static readonly ConcurrentDictionary<int, int> Probed = new();
     static readonly Lazy<IntPtr> Entry = new(() => CudaGraphLibrary.Export("moe_grouped_mm"));
 
     /// <summary>True when <paramref name="weights"/> (bf16 on a GPU that runs the grouped GEMM) can take this path.</summary>
-    public static bool Supports(Tensor weights)
+    public static bool Supports(Tensor weights) => RowAlignment(weights) > 0;
+
+    /// <summary>
+    /// The multiple of rows every expert's group must start at for correct results forward and backward: 1 where any
+    /// group sizes work, 8 (16 bytes of bf16) where only aligned groups do; 0 where the grouped GEMM is unusable.
+    /// </summary>
+    public static int RowAlignment(Tensor weights)
     {
-        if (weights.device_type != DeviceType.CUDA || weights.dtype != ScalarType.BFloat16 || !CudaGraphLibrary.Available) return false;
+        if (weights.device_type != DeviceType.CUDA || weights.dtype != ScalarType.BFloat16 || !CudaGraphLibrary.Available) return 0;
         var device = weights.device;
         return Probed.GetOrAdd(device.index < 0 ? 0 : device.index, _ => Probe(device));
     }
@@ -41,21 +47,43 @@ public static unsafe class GroupedExpertGemm
         return torch.tensor(ends, device: device);
     }
 
-    // A GPU older than sm90 (or a libtorch without the kernel) refuses: then experts run one GEMM per segment.
-    static bool Probe(Device device)
+    // A GPU older than sm90 (or a libtorch without the kernel or its backward) refuses, and a kernel that needs aligned
+    // groups gives wrong gradients for unaligned ones: groups of any size first, then of multiples of 8.
+    static int Probe(Device device)
+    {
+        if (Correct([5, 0, 19], device)) return 1;
+        return Correct([8, 0, 16], device) ? 8 : 0;
+    }
+
+    static bool Correct(long[] sizes, Device device)
     {
         try
         {
             using var scope = torch.NewDisposeScope();
-            var rows = torch.randn(24, 64, device: device).to_type(ScalarType.BFloat16);
-            var weights = torch.randn(3, 64, 32, device: device).to_type(ScalarType.BFloat16);
-            var grouped = Multiply(rows, weights, Ends([8, 0, 16], device)).to_type(ScalarType.Float32);
-            var expected = torch.cat([rows.narrow(0, 0, 8).matmul(weights[0]), rows.narrow(0, 8, 16).matmul(weights[2])], 0).to_type(ScalarType.Float32);
-            return (grouped - expected).abs().max().item<float>() <= 0.05 * expected.abs().max().item<float>();
+            using var grad = torch.enable_grad();
+            long total = sizes.Sum();
+            var rows = torch.randn(total, 64, device: device).to_type(ScalarType.BFloat16).requires_grad_();
+            var weights = torch.randn(sizes.Length, 64, 32, device: device).to_type(ScalarType.BFloat16).requires_grad_();
+            var probe = torch.randn(total, 32, device: device);
+            var grouped = Multiply(rows, weights, Ends(sizes, device)).to_type(ScalarType.Float32);
+            var (rowsGrad, weightsGrad) = Gradients(grouped, probe, rows, weights);
+            var segments = rows.split(sizes, 0);
+            var expected = torch.cat(segments.Select((segment, e) => segment.matmul(weights[e])).ToArray(), 0).to_type(ScalarType.Float32);
+            var (expectedRowsGrad, expectedWeightsGrad) = Gradients(expected, probe, rows, weights);
+            return Close(grouped, expected) && Close(rowsGrad, expectedRowsGrad) && Close(weightsGrad, expectedWeightsGrad);
         }
         catch (Exception e) when (e is InvalidOperationException or System.Runtime.InteropServices.ExternalException)
         {
             return false;
         }
     }
+
+    static (Tensor Rows, Tensor Weights) Gradients(Tensor output, Tensor probe, Tensor rows, Tensor weights)
+    {
+        var grads = torch.autograd.grad([(output * probe).sum()], [rows, weights]);
+        return (grads[0].to_type(ScalarType.Float32), grads[1].to_type(ScalarType.Float32));
+    }
+
+    static bool Close(Tensor actual, Tensor expected) =>
+        (actual.to_type(ScalarType.Float32) - expected).abs().max().item<float>() <= 0.05 * expected.abs().max().item<float>() + 1e-3;
 }

@@ -6,6 +6,7 @@
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
 #include <ATen/cuda/Exceptions.h>
+#include <c10/cuda/CUDACachingAllocator.h>
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
@@ -13,6 +14,7 @@
 #include <exception>
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -20,13 +22,38 @@ thread_local std::string last_error;
 
 // A graph and the side stream it is captured on: TorchSharp's operations run on the current stream, which is the
 // legacy default stream, and that one cannot be captured.
+// A graph made to share another's stream and memory pool (a backward captured after its forward) is captured on the
+// same stream, since autograd runs each backward operation on the stream its forward ran on, and allocates from the
+// same pool, so the backward reuses what the forward's saved tensors free.
 struct Graph {
   explicit Graph(int device) : device(device), stream(c10::cuda::getStreamFromPool(false, device)) {}
+  Graph(int device, c10::cuda::CUDAStream stream, at::cuda::MempoolId_t pool) : device(device), stream(stream), pool(pool) {}
   int device;
   at::cuda::CUDAGraph graph;
   c10::cuda::CUDAStream stream;
+  at::cuda::MempoolId_t pool{0, 0};
   std::optional<c10::cuda::CUDAStream> previous;
+  size_t kernels = 0, other_nodes = 0;
 };
+
+// Counts what the capture recorded so far: kernels, and the other nodes (copies, memsets, event waits).
+void count_nodes(Graph* g) {
+  cudaStreamCaptureStatus status;
+  cudaGraph_t graph = nullptr;
+  C10_CUDA_CHECK(cudaStreamGetCaptureInfo(g->stream.stream(), &status, nullptr, &graph));
+  if (status != cudaStreamCaptureStatusActive || graph == nullptr) return;
+  size_t count = 0;
+  C10_CUDA_CHECK(cudaGraphGetNodes(graph, nullptr, &count));
+  std::vector<cudaGraphNode_t> nodes(count);
+  C10_CUDA_CHECK(cudaGraphGetNodes(graph, nodes.data(), &count));
+  g->kernels = g->other_nodes = 0;
+  for (auto node : nodes) {
+    cudaGraphNodeType type;
+    C10_CUDA_CHECK(cudaGraphNodeGetType(node, &type));
+    if (type == cudaGraphNodeTypeKernel) g->kernels++;
+    else g->other_nodes++;
+  }
+}
 
 template <class Body>
 int guarded(Body body) {
@@ -77,6 +104,22 @@ void* moe_graph_create(int device) {
   return guarded([&] { created = new Graph(device); }) == 0 ? created : nullptr;
 }
 
+// A graph captured on g's stream into g's memory pool; g must be captured first.
+void* moe_graph_create_sharing(void* g) {
+  Graph* created = nullptr;
+  return guarded([&] {
+    auto* first = static_cast<Graph*>(g);
+    created = new Graph(first->device, first->stream, first->graph.pool());
+  }) == 0 ? created : nullptr;
+}
+
+// Kernels and other nodes of a captured graph: the launches one eager run of the same operations makes.
+void moe_graph_nodes(void* g, int64_t* kernels, int64_t* others) {
+  auto* graph = static_cast<Graph*>(g);
+  *kernels = static_cast<int64_t>(graph->kernels);
+  *others = static_cast<int64_t>(graph->other_nodes);
+}
+
 // Warm-up runs between enter and leave: lazy initialisation (cuBLAS workspaces, kernels) happens on the side stream.
 int moe_graph_enter(void* g) { return guarded([&] { enter(static_cast<Graph*>(g)); }); }
 int moe_graph_leave(void* g) { return guarded([&] { leave(static_cast<Graph*>(g)); }); }
@@ -88,13 +131,16 @@ int moe_graph_capture_begin(void* g) {
     enter(graph);
     // Thread-local: a silo's other threads (heartbeats, other sessions) may call CUDA meanwhile without
     // invalidating this capture.
-    graph->graph.capture_begin({0, 0}, cudaStreamCaptureModeThreadLocal);
+    graph->graph.capture_begin(graph->pool, cudaStreamCaptureModeThreadLocal);
   });
 }
 
 int moe_graph_capture_end(void* g) {
   auto* graph = static_cast<Graph*>(g);
-  int result = guarded([&] { graph->graph.capture_end(); });
+  int result = guarded([&] {
+    count_nodes(graph);
+    graph->graph.capture_end();
+  });
   guarded([&] { leave(graph); });
   return result;
 }
@@ -128,6 +174,10 @@ int moe_graph_replay(void* g) {
 }
 
 void moe_graph_destroy(void* g) { delete static_cast<Graph*>(g); }
+
+// Returns the caching allocator's unused blocks to the driver. Blocks freed on a capture stream (the warm-up runs
+// before a capture) are cached for that stream alone; without this they stay reserved and unusable elsewhere.
+int moe_release_cached_memory() { return guarded([] { c10::cuda::CUDACachingAllocator::emptyCache(); }); }
 
 // y[i] = x[i] · w[experts[i]] for every row i: x [n, K], w [E, K, N], y [n, N] (contiguous, one floating dtype),
 // experts [n] int64 on the device. One batched cuBLAS GEMM over pointer arrays that ATen operations compute on the

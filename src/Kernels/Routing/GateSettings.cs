@@ -20,6 +20,9 @@ public sealed record GateSettings
     public double JitterEpsilon { get; init; } = 1e-2;
     public bool SecondExpertSampling { get; init; } = true;
 
+    /// <summary>Router GEMM in the input's (compute) dtype instead of fp32; the softmax stays fp32.</summary>
+    public bool RouterInComputeDtype { get; init; }
+
     public static GateSettings From(MoEConfig moe, int experts) => new()
     {
         Experts = experts,
@@ -38,6 +41,7 @@ public sealed record GateSettings
         },
         JitterEpsilon = moe.JitterEpsilon,
         SecondExpertSampling = moe.SecondExpertSampling,
+        RouterInComputeDtype = moe.RouterDtype == "compute",
     };
 }
 

@@ -15,7 +15,8 @@ public static class LoadBalancingLoss
     {
         long e = probs.shape[1], g = probs.shape[0] / groups;
         var meanProb = probs.view(groups, g, e).mean([1]);
-        var fraction = routed.to_type(probs.dtype) / (g * (topK <= 2 ? 1 : topK));
-        return (meanProb * fraction).sum(1).mean() * e;
+        // mean over groups of E · Σₑ meanProb · routed / (g · choices counted), with the constants folded into one scale.
+        double scale = (double)e / ((double)groups * g * (topK <= 2 ? 1 : topK));
+        return (meanProb * routed.to_type(probs.dtype)).sum() * scale;
     }
 }

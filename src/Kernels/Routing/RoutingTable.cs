@@ -1,3 +1,4 @@
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Orleans.MoE.Kernels.Routing;
@@ -8,7 +9,7 @@ public enum ExpertBufferLayout
     /// <summary>[E, groups·C] rows: every expert gets C slots per group, empty slots stay zero (batched GEMM).</summary>
     Padded,
 
-    /// <summary>N·k rows, expert after expert with no padding (dropless only; one GEMM per expert segment).</summary>
+    /// <summary>N·k rows, expert after expert (dropless only; a grouped GEMM, or one GEMM per expert segment).</summary>
     Packed,
 }
 
@@ -22,7 +23,7 @@ public enum ExpertBufferLayout
 /// </summary>
 public sealed class RoutingTable
 {
-    Tensor? auxLoss, zLoss, load, kept;
+    Tensor? auxLoss, zLoss, load, kept, rowSource;
 
     /// <summary>[N, k] chosen experts per token (int64).</summary>
     public required Tensor Experts { get; init; }
@@ -37,13 +38,23 @@ public sealed class RoutingTable
     public required int TopK { get; init; }
     public required int Groups { get; init; }
 
-    /// <summary>Slots per expert and group (padded layout); the largest expert load in the packed layout.</summary>
+    /// <summary>Slots per expert and group (padded layout); the largest expert load in the packed layout (0 when the
+    /// sizes stay on the device).</summary>
     public required int Capacity { get; init; }
 
     public ExpertBufferLayout Layout { get; init; } = ExpertBufferLayout.Padded;
 
-    /// <summary>Rows per expert in the packed layout (read back to the host: the one sync of dropless mode).</summary>
+    /// <summary>Rows per expert in the packed layout when read back to the host (the one sync of dropless mode).</summary>
     public long[]? SegmentSizes { get; init; }
+
+    /// <summary>
+    /// [E] int32 on the device: where each expert's rows end in the packed layout when the sizes are not read back
+    /// (grouped GEMM). Then <see cref="Capacity"/> is 0 and rows between experts may be padding.
+    /// </summary>
+    public Tensor? SegmentEnds { get; init; }
+
+    /// <summary>Rows of the packed buffer when they include padding between experts (null: one per assignment).</summary>
+    public long? PackedRows { get; init; }
 
     public required Func<Tensor> AuxLossSource { get; init; }
     public required Func<Tensor> ZLossSource { get; init; }
@@ -62,8 +73,15 @@ public sealed class RoutingTable
     /// <summary>[E] assignments each expert kept (int64).</summary>
     public Tensor Kept => kept ??= KeptSource();
 
+    /// <summary>
+    /// [BufferRows] int64: the (token · k + choice) each buffer row holds, 0 for an empty row — the inverse of
+    /// <see cref="Destination"/>, which turns scatters into gathers.
+    /// </summary>
+    public Tensor RowSource => rowSource ??= Destination.new_zeros(BufferRows + 1)
+        .index_copy_(0, Destination, torch.arange(Destination.shape[0], device: Destination.device)).narrow(0, 0, BufferRows);
+
     /// <summary>Rows in the expert buffer.</summary>
-    public long BufferRows => Layout == ExpertBufferLayout.Padded ? (long)ExpertCount * Groups * Capacity : Destination.shape[0];
+    public long BufferRows => Layout == ExpertBufferLayout.Padded ? (long)ExpertCount * Groups * Capacity : PackedRows ?? Destination.shape[0];
 
     public long DropRow => BufferRows;
 }

@@ -8,18 +8,21 @@ namespace Orleans.MoE.Kernels.Routing;
 /// softmax, then every expert's slots from one running count (a cumulative sum over choices ordered by
 /// group, choice rank and position, [tokens·k × E], never [tokens × E × C]). Gives exactly the table of
 /// <see cref="TopKRouter"/>'s sort-based path in about half the kernel launches. Dropless routing can lay the
-/// buffer out packed (expert segments without padding); that reads the segment sizes back to the host once, or
-/// padded with room for every token of a group in every expert, which reads nothing back (a captured CUDA graph).
+/// buffer out packed (expert segments without padding), reading the segment sizes back to the host once or, for the
+/// grouped GEMM, keeping the group ends on the device; or padded with room for every token of a group in every expert.
+/// The last two read nothing back (a captured CUDA graph).
 /// </summary>
 public static class ScanRouter
 {
     /// <param name="roomForEveryToken">Dropless only: pad every expert to the group's token count instead of reading the
     /// largest load back to the host (no token can take an expert's slot twice, so none is dropped).</param>
-    public static RoutingTable Route(Tensor x, Tensor weight, GateSettings settings, int groups, bool training, bool packDropless, bool roomForEveryToken = false)
+    /// <param name="groupAlignment">Dropless packed only: 0 reads the segment sizes back to the host; n ≥ 1 keeps the
+    /// group ends on the device (<see cref="RoutingTable.SegmentEnds"/>) and starts each expert's rows at a multiple of n.</param>
+    public static RoutingTable Route(Tensor x, Tensor weight, GateSettings settings, int groups, bool training, bool packDropless, bool roomForEveryToken = false, int groupAlignment = 0)
     {
         long n = x.shape[0];
         int g = (int)(n / groups), e = settings.Experts, k = settings.TopK;
-        var (logits, probs, gates, chosen) = Gate(x, weight, k);
+        var (logits, probs, gates, chosen) = Gate(x, weight, settings);
 
         // Choices ordered (group, choice rank, position): all first choices queue before any second choice.
         var ordered = k == 1 ? chosen.view(groups, g) : chosen.view(groups, g, k).transpose(1, 2).reshape(groups, (long)k * g);
@@ -33,6 +36,8 @@ public static class ScanRouter
         int capacity;
         Tensor destination, weights;
         long[]? sizes = null;
+        Tensor? ends = null;
+        long? packedRows = null;
         var layout = ExpertBufferLayout.Padded;
         Tensor? keep = null;
         if (settings.DropTokens)
@@ -55,12 +60,38 @@ public static class ScanRouter
             else if (packDropless)
             {
                 layout = ExpertBufferLayout.Packed;
-                var perExpertGroup = counts.t().reshape(-1);                                 // [E·G], expert-major
-                var offsets = perExpertGroup.cumsum(0) - perExpertGroup;
-                var bucket = groups == 1 ? chosen : chosen * groups + GroupOf(n, g, x.device).unsqueeze(1);
-                destination = (offsets.index_select(0, bucket.flatten()) + slot.flatten());
-                sizes = counts.sum(dim: 0).cpu().data<long>().ToArray();
-                capacity = (int)sizes.Max();
+                var perExpert = counts.sum(dim: 0);                                          // [E]
+                Tensor expertStart;
+                if (groupAlignment > 0)
+                {
+                    // Group ends stay on the device for the grouped GEMM: nothing is read back, so the layer can be
+                    // captured in a CUDA graph. Each expert's rows start at a multiple of the alignment.
+                    var room = groupAlignment == 1 ? perExpert
+                        : (perExpert + (groupAlignment - 1)).div(groupAlignment, rounding_mode: RoundingMode.floor) * groupAlignment;
+                    var expertEnds = room.cumsum(0);
+                    expertStart = expertEnds - room;
+                    ends = expertEnds.to_type(ScalarType.Int32);
+                    packedRows = n * k + (long)(groupAlignment - 1) * e;
+                    capacity = 0;
+                }
+                else
+                {
+                    expertStart = perExpert.cumsum(0) - perExpert;
+                    sizes = perExpert.cpu().data<long>().ToArray();
+                    capacity = (int)sizes.Max();
+                }
+                if (groups == 1)
+                {
+                    destination = expertStart.index_select(0, chosen.flatten()) + slot.flatten();
+                }
+                else
+                {
+                    // Inside an expert's rows, group g's tokens follow those of the groups before it.
+                    var perExpertGroup = counts.t();                                         // [E, G]
+                    var start = perExpertGroup.cumsum(1) - perExpertGroup + expertStart.unsqueeze(1);
+                    var bucket = chosen * groups + GroupOf(n, g, x.device).unsqueeze(1);
+                    destination = start.reshape(-1).index_select(0, bucket.flatten()) + slot.flatten();
+                }
             }
             else
             {
@@ -80,6 +111,8 @@ public static class ScanRouter
             Capacity = capacity,
             Layout = layout,
             SegmentSizes = sizes,
+            SegmentEnds = ends,
+            PackedRows = packedRows,
             LoadSource = () => counts.sum(dim: 0),
             KeptSource = () => keep is null ? counts.sum(dim: 0) : counts.clamp_max(capacity).sum(dim: 0),
             AuxLossSource = () => LoadBalancingLoss.Compute(probs,
@@ -92,19 +125,21 @@ public static class ScanRouter
     /// Dropless top-k without a mapping table: each token's k experts and combine weights (renormalised over the k
     /// choices), for callers that run every token through its own experts' weights.
     /// </summary>
-    public static (Tensor Weights, Tensor Chosen) Choose(Tensor x, Tensor weight, int k)
+    public static (Tensor Weights, Tensor Chosen) Choose(Tensor x, Tensor weight, GateSettings settings)
     {
-        var (_, _, gates, chosen) = Gate(x, weight, k);
+        int k = settings.TopK;
+        var (_, _, gates, chosen) = Gate(x, weight, settings);
         return (k == 1 ? gates : gates / gates.sum(1, keepdim: true), chosen);
     }
 
     /// <summary>Logits x·Wᵀ and their softmax in fp32, and the top-k of it.</summary>
-    static (Tensor Logits, Tensor Probs, Tensor Gates, Tensor Chosen) Gate(Tensor x, Tensor weight, int k)
+    static (Tensor Logits, Tensor Probs, Tensor Gates, Tensor Chosen) Gate(Tensor x, Tensor weight, GateSettings settings)
     {
-        var input = x.to_type(x.AccumulationType());
-        var logits = nn.functional.linear(input, weight.to_type(input.dtype));
+        int k = settings.TopK;
+        var logits = RouterInput.Logits(RouterInput.Of(x, settings), weight);
         var probs = logits.softmax(-1);
-        var (gates, chosen) = probs.topk(k, dim: 1);
+        // One choice is a max: one reduction where top-k launches a radix select (13 µs at 4k tokens on an H200).
+        var (gates, chosen) = k == 1 ? probs.max(1, keepdim: true) : probs.topk(k, dim: 1);
         return (logits, probs, gates, chosen);
     }
 

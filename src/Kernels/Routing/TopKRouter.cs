@@ -44,13 +44,15 @@ public sealed class TopKRouter : nn.Module
     internal bool AllowScanPath { get; set; } = true;
 
     /// <summary>Routes N tokens [N, M] split into <paramref name="groups"/> equal routing groups.</summary>
-    public RoutingTable Route(Tensor x, int groups, RoutingContext context)
+    /// <param name="groupAlignment">Dropless packed buffers: keep the group ends on the device, each expert's rows
+    /// starting at a multiple of this (0 reads the sizes back; see <see cref="ScanRouter.Route"/>).</param>
+    public RoutingTable Route(Tensor x, int groups, RoutingContext context, int groupAlignment = 0)
     {
         long n = x.shape[0];
         if (n % groups != 0) throw new ArgumentException($"{n} tokens do not split into {groups} routing groups");
-        if (NeverDrop && !training) return ScanRouter.Route(x, weight, settings with { DropTokens = false }, groups, false, PackDropless, context.SyncFree);
+        if (NeverDrop && !training) return ScanRouter.Route(x, weight, settings with { DropTokens = false }, groups, false, PackDropless, context.SyncFree, groupAlignment);
         bool random = training && (settings.Noise != RouterNoise.None || (settings.TopK == 2 && settings.SecondExpertSampling) || (settings.DropTokens && settings.UseRts));
-        if (!random && AllowScanPath) return ScanRouter.Route(x, weight, settings, groups, training, PackDropless);
+        if (!random && AllowScanPath) return ScanRouter.Route(x, weight, settings, groups, training, PackDropless, groupAlignment: groupAlignment);
         return RouteWithSort(x, groups, context);
     }
 
@@ -67,9 +69,9 @@ public sealed class TopKRouter : nn.Module
             ? DrawNoise(groups, g, x.shape[1], device, context)
             : null;
 
-        var input = x.to_type(x.AccumulationType());
-        if (training && settings.Noise == RouterNoise.Jitter) input = input * groupNoise!.Jitter!;
-        var logits = nn.functional.linear(input, weight.to_type(input.dtype));
+        var input = RouterInput.Of(x, settings);
+        if (training && settings.Noise == RouterNoise.Jitter) input = input * groupNoise!.Jitter!.to_type(input.dtype);
+        var logits = RouterInput.Logits(input, weight);
         var probs = logits.softmax(-1);
 
         var scores = training && settings.Noise == RouterNoise.RSample ? logits + groupNoise!.Gumbel! : logits;

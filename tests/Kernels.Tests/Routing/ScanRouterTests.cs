@@ -38,6 +38,45 @@ public class ScanRouterTests
         Assert.Equal(sorted.ZLoss.item<float>(), scanned.ZLoss.item<float>(), 4);
     }
 
+    // The grouped GEMM's table: group ends on the device instead of sizes on the host, each expert's rows starting at
+    // a multiple of the alignment; every (token, choice) keeps its place inside its expert's rows.
+    [Theory]
+    [InlineData(1, 1, 1)]
+    [InlineData(2, 1, 8)]
+    [InlineData(1, 3, 8)]
+    [InlineData(2, 2, 1)]
+    public void DeviceGroupEndsKeepEveryRowInsideItsExpertsGroup(int topK, int groups, int alignment)
+    {
+        torch.manual_seed(31 + topK + groups + alignment);
+        var settings = new GateSettings { Experts = 6, TopK = topK, DropTokens = false };
+        var x = torch.randn(48, 16);
+        var weight = torch.randn(6, 16);
+        var host = ScanRouter.Route(x, weight, settings, groups, training: true, packDropless: true);
+        var device = ScanRouter.Route(x, weight, settings, groups, training: true, packDropless: true, groupAlignment: alignment);
+
+        Assert.Null(device.SegmentSizes);
+        Assert.Equal(0, device.Capacity);
+        Assert.Equal(48L * topK + (alignment - 1) * 6L, device.BufferRows);
+        var sizes = host.SegmentSizes!;
+        var ends = Longs(device.SegmentEnds!);
+        var starts = new long[6];
+        long at = 0, hostAt = 0;
+        var hostStarts = new long[6];
+        for (int e = 0; e < 6; e++)
+        {
+            starts[e] = at;
+            hostStarts[e] = hostAt;
+            at += (sizes[e] + alignment - 1) / alignment * alignment;
+            hostAt += sizes[e];
+            Assert.Equal(at, ends[e]);
+        }
+        var experts = Longs(host.Experts);
+        var hostRows = Longs(host.Destination);
+        var deviceRows = Longs(device.Destination);
+        for (int i = 0; i < experts.Length; i++)
+            Assert.Equal(hostRows[i] - hostStarts[experts[i]], deviceRows[i] - starts[experts[i]]);
+    }
+
     [Theory]
     [InlineData(1, 1)]
     [InlineData(2, 2)]

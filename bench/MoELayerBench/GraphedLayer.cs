@@ -1,0 +1,24 @@
+using Orleans.MoE.Kernels.Layers;
+using static TorchSharp.torch;
+
+namespace Orleans.MoE.Bench;
+
+/// <summary>The project's MoE layer as CUDA graphs (<see cref="GraphedMoELayer"/>): one launch forward, one backward.</summary>
+public sealed class GraphedLayer(MoELayer layer, string mode, long[] shape, ScalarType dtype, Device device) : IBenchLayer, IDisposable
+{
+    readonly GraphedMoELayer graphed = new(layer, shape, dtype, device);
+
+    public string Name => graphed.Graphs ? "moe-layer graphs" : "moe-layer static (no graphs)";
+    public string Mode => mode;
+
+    /// <summary>Kernels of one forward and one backward (known once captured).</summary>
+    public ((long Kernels, long Others) Forward, (long Kernels, long Others) Backward)? Operations => graphed.Operations;
+
+    public LayerResult Forward(Tensor x)
+    {
+        var (output, aux) = graphed.Forward(x);
+        return new LayerResult(output, aux, graphed.Chosen, graphed.Weights);
+    }
+
+    public void Dispose() => graphed.Dispose();
+}
