@@ -74,7 +74,7 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
     public Tensor ForwardPacked(Tensor buffer, long[] sizes)
     {
         var first = w1.As(buffer);
-        int alignment = GroupedExpertGemm.RowAlignment(first);
+        int alignment = GroupAlignment(buffer);
         // Every group but the last must end where the next may start.
         if (alignment > 0 && sizes.SkipLast(1).All(s => s % alignment == 0))
         {
@@ -93,8 +93,9 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
     /// <summary>
     /// The multiple of rows at which each expert's group must start for <see cref="ForwardGrouped"/> (0: no grouped
     /// GEMM for this dtype and device, so dropless routing reads the segment sizes back for <see cref="ForwardPacked"/>).
+    /// The weights run in <paramref name="like"/>'s dtype, so it alone decides (no cast of the weights to ask).
     /// </summary>
-    public int GroupAlignment(Tensor like) => GroupedExpertGemm.RowAlignment(w1.As(like));
+    public int GroupAlignment(Tensor like) => GroupedExpertGemm.RowAlignment(like);
 
     /// <summary>Packed buffer whose expert groups end at <paramref name="ends"/> ([E] int32 on the device) → outputs in
     /// the same layout, as two grouped GEMMs with nothing read back to the host.</summary>
@@ -107,9 +108,8 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
     /// </summary>
     public bool PrefersChosen(long rows, Tensor like)
     {
-        var first = w1.As(like);
-        if (GroupedExpertGemm.Supports(first)) return true;
-        return GatheredExpertGemm.InPlace(first) ? rows < Count : 3 * rows < Count;
+        if (GroupedExpertGemm.Supports(like)) return true;
+        return GatheredExpertGemm.InPlace(like) ? rows < Count : 3 * rows < Count;
     }
 
     /// <summary>
@@ -123,7 +123,7 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
         long count = rows.shape[0];
         var local = FirstExpert == 0 ? experts : experts - FirstExpert;
         Tensor first = w1.As(rows), second = w2.As(rows);
-        if (count >= Count && GroupedExpertGemm.Supports(first)) return Grouped(rows, local, first, second);
+        if (count >= Count && GroupedExpertGemm.Supports(rows)) return Grouped(rows, local, first, second);
         // One row: cuBLAS's pointer-array GEMM with a batch of one ran slower on an H200 (3.9 against 2.8 ms per token
         // at batch 1) than copying out the one expert and multiplying.
         Func<Tensor, Tensor, Tensor, Tensor> gathered = count == 1 ? GatheredExpertGemm.Gathered : GatheredExpertGemm.Multiply;

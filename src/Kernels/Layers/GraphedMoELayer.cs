@@ -37,8 +37,7 @@ public sealed class GraphedMoELayer : IDisposable
     /// <param name="shape">The input's shape ([tokens, M] or [batch, sequence, M]); every call must have it.</param>
     public GraphedMoELayer(MoELayer layer, long[] shape, ScalarType dtype, Device device)
     {
-        var gate = layer.Router.Settings;
-        if (gate.Noise != Routing.RouterNoise.None || (gate.TopK == 2 && gate.SecondExpertSampling) || (gate.DropTokens && gate.UseRts))
+        if (layer.Router.Settings.RandomWhileTraining)
             throw new ArgumentException("a graphed MoE layer needs deterministic routing: set noisy_gate_policy to none and second_expert_sampling and use_rts to false", nameof(layer));
         if (layer.Exchange is not null || layer.CoordinationGroup is not null)
             throw new ArgumentException("a graphed MoE layer holds all its experts (no expert-parallel exchange)", nameof(layer));

@@ -20,7 +20,7 @@ public static class IndexDispatcher
     {
         long m = tokens.shape[1], rows = table.BufferRows;
         if (table.Layout == ExpertBufferLayout.Packed && rows == table.Destination.shape[0])
-            return RowGather.Apply(PerChoice(tokens, table.TopK), table.RowSource, table.Destination);
+            return RowGather.Apply(PerChoice(tokens, table.TopK), table.RowSource, () => table.Destination);
         var buffer = tokens.new_zeros(rows + 1, m).index_copy_(0, table.Destination, PerChoice(tokens, table.TopK)).narrow(0, 0, rows);
         return table.Layout == ExpertBufferLayout.Padded ? buffer.view(table.ExpertCount, rows / table.ExpertCount, m) : buffer;
     }
@@ -29,7 +29,7 @@ public static class IndexDispatcher
     public static Tensor Combine(Tensor expertOutput, RoutingTable table, long tokens)
     {
         long m = expertOutput.shape[^1], rows = table.BufferRows;
-        var gathered = RowGather.Apply(expertOutput.reshape(rows, m), table.Destination.clamp_max(rows - 1), table.RowSource);
+        var gathered = RowGather.Apply(expertOutput.reshape(rows, m), table.Destination.clamp_max(rows - 1), () => table.RowSource);
         return Weighted(gathered, table.Weights, tokens, table.TopK);
     }
 

@@ -14,9 +14,10 @@ public sealed class RowGather : autograd.SingleTensorFunction<RowGather>
 {
     public override string Name => "RowGather";
 
-    /// <summary>source [S, M], index [R] → [R, M]; inverse [S]: for each source row, the output row that picked it.</summary>
-    public static Tensor Apply(Tensor source, Tensor index, Tensor inverse) =>
-        torch.is_grad_enabled() && source.requires_grad ? apply(source, index, inverse) : source.index_select(0, index);
+    /// <summary>source [S, M], index [R] → [R, M]; inverse [S]: for each source row, the output row that picked it
+    /// (asked for only when a backward will need it, so inference does not compute it).</summary>
+    public static Tensor Apply(Tensor source, Tensor index, Func<Tensor> inverse) =>
+        torch.is_grad_enabled() && source.requires_grad ? apply(source, index, inverse()) : source.index_select(0, index);
 
     public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
     {

@@ -13,9 +13,10 @@ public static unsafe class GatheredExpertGemm
 {
     static readonly Lazy<IntPtr> Entry = new(() => CudaGraphLibrary.Export("moe_gathered_gemm"));
 
-    /// <summary>True when <paramref name="weights"/> would go through the in-place cuBLAS path.</summary>
-    public static bool InPlace(Tensor weights) =>
-        weights.device_type == DeviceType.CUDA && weights.dtype is ScalarType.BFloat16 or ScalarType.Float16 or ScalarType.Float32 && CudaGraphLibrary.Available;
+    /// <summary>True when operands like <paramref name="operand"/> (only its dtype and device are read) would go
+    /// through the in-place cuBLAS path.</summary>
+    public static bool InPlace(Tensor operand) =>
+        operand.device_type == DeviceType.CUDA && operand.dtype is ScalarType.BFloat16 or ScalarType.Float16 or ScalarType.Float32 && CudaGraphLibrary.Available;
 
     /// <summary>x [n, K], weights [E, K, N], experts [n] (int64) → [n, N].</summary>
     public static Tensor Multiply(Tensor x, Tensor weights, Tensor experts)

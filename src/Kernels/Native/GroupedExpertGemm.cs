@@ -15,17 +15,18 @@ public static unsafe class GroupedExpertGemm
     static readonly ConcurrentDictionary<int, int> Probed = new();
     static readonly Lazy<IntPtr> Entry = new(() => CudaGraphLibrary.Export("moe_grouped_mm"));
 
-    /// <summary>True when <paramref name="weights"/> (bf16 on a GPU that runs the grouped GEMM) can take this path.</summary>
-    public static bool Supports(Tensor weights) => RowAlignment(weights) > 0;
+    /// <summary>True when operands like <paramref name="operand"/> (bf16 on a GPU that runs the grouped GEMM) can take this path.</summary>
+    public static bool Supports(Tensor operand) => RowAlignment(operand) > 0;
 
     /// <summary>
     /// The multiple of rows every expert's group must start at for correct results forward and backward: 1 where any
     /// group sizes work, 8 (16 bytes of bf16) where only aligned groups do; 0 where the grouped GEMM is unusable.
+    /// Only <paramref name="operand"/>'s dtype and device are read (any operand of the GEMM will do, uncast).
     /// </summary>
-    public static int RowAlignment(Tensor weights)
+    public static int RowAlignment(Tensor operand)
     {
-        if (weights.device_type != DeviceType.CUDA || weights.dtype != ScalarType.BFloat16 || !CudaGraphLibrary.Available) return 0;
-        var device = weights.device;
+        if (operand.device_type != DeviceType.CUDA || operand.dtype != ScalarType.BFloat16 || !CudaGraphLibrary.Available) return 0;
+        var device = operand.device;
         return Probed.GetOrAdd(device.index < 0 ? 0 : device.index, _ => Probe(device));
     }
 

@@ -23,6 +23,10 @@ public sealed record GateSettings
     /// <summary>Router GEMM in the input's (compute) dtype instead of fp32; the softmax stays fp32.</summary>
     public bool RouterInComputeDtype { get; init; }
 
+    /// <summary>Training draws random numbers to route (noise, second-expert sampling, random token selection).</summary>
+    public bool RandomWhileTraining =>
+        Noise != RouterNoise.None || (TopK == 2 && SecondExpertSampling) || (DropTokens && UseRts);
+
     public static GateSettings From(MoEConfig moe, int experts) => new()
     {
         Experts = experts,

@@ -51,7 +51,7 @@ public sealed class TopKRouter : nn.Module
         long n = x.shape[0];
         if (n % groups != 0) throw new ArgumentException($"{n} tokens do not split into {groups} routing groups");
         if (NeverDrop && !training) return ScanRouter.Route(x, weight, settings with { DropTokens = false }, groups, false, PackDropless, context.SyncFree, groupAlignment);
-        bool random = training && (settings.Noise != RouterNoise.None || (settings.TopK == 2 && settings.SecondExpertSampling) || (settings.DropTokens && settings.UseRts));
+        bool random = training && settings.RandomWhileTraining;
         if (!random && AllowScanPath) return ScanRouter.Route(x, weight, settings, groups, training, PackDropless, groupAlignment: groupAlignment);
         return RouteWithSort(x, groups, context);
     }
