@@ -105,9 +105,13 @@ public class ServingFixture : IAsyncLifetime
     public async ValueTask DisposeAsync()
     {
         GC.SuppressFinalize(this);
+        // Unload first, while every silo is up: rank 0 then ends its followers' loops. A follower whose silo stops
+        // before rank 0 waits out its grace period and aborts, which on a loaded CI machine outlasted a silo's stop
+        // timeout and failed the fixture's cleanup.
+        if (hosts.Count > 0) await Grains.GetGrain<IDeploymentGrain>(Model).Stop();
         foreach (var host in Enumerable.Reverse(hosts))
         {
-            await host.StopAsync(TimeSpan.FromSeconds(10));
+            await host.StopAsync(TimeSpan.FromSeconds(30));
             host.Dispose();
         }
     }
