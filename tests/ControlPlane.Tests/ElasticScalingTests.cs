@@ -61,15 +61,21 @@ public class ElasticScalingTests
         Assert.Contains($"silo {third} is draining", shrink.Reason);
         Assert.DoesNotContain(third, drained.Plan!.Members.Select(m => m.Silo));
         Assert.InRange(change.ResumedAtStep, 2, shrink.ResumedAtStep - 1);
-        // The boundary checkpoint each new generation started from is the job's, at the step it resumed at.
-        Assert.EndsWith(CheckpointDirectory.StepName(change.ResumedAtStep), change.Checkpoint);
+        // Growing keeps every rank, so the two new ranks got their experts, the dense weights and the moments from the
+        // two old ranks over the data plane, with no checkpoint. The drained silo leaves, holding experts no other rank
+        // holds: that change goes through a checkpoint at the step it resumed at.
+        Assert.True(change.OverDataPlane, "the job grew through a checkpoint, not over the data plane");
+        Assert.Null(change.Checkpoint);
+        Assert.True(change.HandoffBytes > 0, "the joining ranks received nothing");
+        Assert.DoesNotContain(state.Checkpoints, c => CheckpointDirectory.StepOf(c) == change.ResumedAtStep && c != asked);
+        Assert.False(shrink.OverDataPlane);
         Assert.EndsWith(CheckpointDirectory.StepName(shrink.ResumedAtStep), shrink.Checkpoint);
         Assert.Contains(asked, state.Checkpoints);
         Assert.True(CheckpointDirectory.Open(asked).Step % 2 == 0, asked);
         AssertLosses(expected, state.Losses);
         TestContext.Current.TestOutputHelper?.WriteLine(
             $"grew 2 → 4 at step {change.ResumedAtStep}: silos started in {joined.TotalSeconds:F2} s; the coordinator had the 4-rank plan stepping " +
-            $"{change.SecondsUntilStepping:F2} s after it noticed (checkpoint, stop, prepare 4 ranks); the test saw the 4-rank plan {replanned.TotalSeconds:F2} s after asking for the first silo; " +
+            $"{change.SecondsUntilStepping:F2} s after it noticed (park, prepare 4 ranks, {change.HandoffBytes} bytes over the data plane in {change.HandoffSeconds:F3} s); the test saw the 4-rank plan {replanned.TotalSeconds:F2} s after asking for the first silo; " +
             $"drained 4 → 2 at step {shrink.ResumedAtStep} in {shrink.SecondsUntilStepping:F2} s");
     }
 

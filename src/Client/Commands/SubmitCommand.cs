@@ -20,10 +20,11 @@ internal static class SubmitCommand
         var chunk = new Option<int>("--chunk-steps") { Description = "Steps per chunk (0 = about a second of device time)" };
         var ranks = CommonOptions.Ranks();
         var scaling = new Option<string>("--scaling") { Description = "When silos join: fixed (keep the ranks), grow, or grow:N (up to N ranks)", DefaultValueFactory = _ => "fixed" };
+        var handoff = new Option<string>("--handoff") { Description = "How a job that grows moves its state to the new ranks: data-plane (from the ranks' memory; the default) or checkpoint (through a checkpoint on a shared filesystem)", DefaultValueFactory = _ => "data-plane" };
         var onLoss = new Option<string>("--on-loss") { Description = "After a lost silo and the rollback: shrink (re-plan on the silos left) or wait (for a replacement)", DefaultValueFactory = _ => "shrink" };
         var json = CommonOptions.Json();
         var cluster = new ClusterOptions();
-        var command = new Command("submit", "Submit a job to the running cluster; prints the job id") { config, steps, stopAfter, output, resume, chunk, ranks, scaling, onLoss, json };
+        var command = new Command("submit", "Submit a job to the running cluster; prints the job id") { config, steps, stopAfter, output, resume, chunk, ranks, scaling, onLoss, handoff, json };
         cluster.AddTo(command);
         command.SetAction((parse, cancellation) => CommandRunner.RunAsync(parse.GetValue(json), async () =>
         {
@@ -38,7 +39,7 @@ internal static class SubmitCommand
                 ResumeFrom = parse.GetValue(resume) is { } r ? Path.GetFullPath(r) : null,
                 StopAfter = parse.GetValue(stopAfter),
                 ChunkSteps = parse.GetValue(chunk),
-                Scaling = ScalingPolicy.Parse(parse.GetValue(scaling)!, parse.GetValue(onLoss)!),
+                Scaling = ScalingPolicy.Parse(parse.GetValue(scaling)!, parse.GetValue(onLoss)!, parse.GetValue(handoff)!),
             });
             Console.WriteLine(parse.GetValue(json) ? JsonSerializer.Serialize(new { job_id = id }, JsonOutput.Options) : id);
             return 0;

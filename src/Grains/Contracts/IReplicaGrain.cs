@@ -44,6 +44,13 @@ public interface IReplicaGrain : IGrainWithStringKey
     [ResponseTimeout("00:20:00")]
     Task<string?> Stop(long generation, bool checkpoint);
 
+    /// <summary>
+    /// Stops after the step in progress and parks the session's model and optimiser on the silo for the next
+    /// generation, which takes them over the data plane instead of from a checkpoint.
+    /// </summary>
+    [ResponseTimeout("00:20:00")]
+    Task Park(long generation);
+
     [AlwaysInterleave]
     Task<ReplicaState> GetState();
 }

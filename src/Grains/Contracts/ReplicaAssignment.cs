@@ -19,13 +19,29 @@ public sealed record ReplicaAssignment
     /// <summary>The data plane's rendezvous for this generation (NCCL: rank 0's unique id); null when none is needed.</summary>
     [Id(9)] public byte[]? DataPlaneId { get; init; }
 
+    /// <summary>
+    /// The previous generation's plan when this one takes its state over the data plane (the job grew): every
+    /// previous member is a member of this plan and keeps its run parked for it. Null: start from
+    /// <see cref="ResumeFrom"/> (or from scratch).
+    /// </summary>
+    [Id(10)] public ExecutionPlan? HandoffFrom { get; init; }
+
     /// <summary>The session key on the silo's device: one training session per (job, generation, rank).</summary>
     public string SessionKey => $"{JobId}/g{Generation}/r{Rank}";
 }
 
 /// <summary>What a replica knows about the session on its device.</summary>
+/// <remarks>The handoff figures are those of the previous generation's state this rank received over the data plane (0 without one).</remarks>
 [GenerateSerializer, Immutable]
-public sealed record ReplicaState([property: Id(0)] string Silo, [property: Id(1)] long Generation, [property: Id(2)] long Step, [property: Id(3)] bool Running, [property: Id(4)] string? Device, [property: Id(5)] long Parameters);
+public sealed record ReplicaState(
+    [property: Id(0)] string Silo,
+    [property: Id(1)] long Generation,
+    [property: Id(2)] long Step,
+    [property: Id(3)] bool Running,
+    [property: Id(4)] string? Device,
+    [property: Id(5)] long Parameters,
+    [property: Id(6)] long HandoffBytes = 0,
+    [property: Id(7)] double HandoffSeconds = 0);
 
 /// <summary>Load statistics an expert shard has accumulated.</summary>
 [GenerateSerializer, Immutable]

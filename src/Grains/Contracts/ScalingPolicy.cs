@@ -17,8 +17,14 @@ public sealed record ScalingPolicy
 
     [Id(2)] public LossPolicy OnLoss { get; init; } = LossPolicy.Shrink;
 
-    /// <summary>Parses "fixed" | "grow" | "grow:N" and "shrink" | "wait" (the console's --scaling and --on-loss).</summary>
-    public static ScalingPolicy Parse(string onJoin, string onLoss)
+    /// <summary>How a job that grows gives its state to the next generation's ranks.</summary>
+    [Id(3)] public HandoffPolicy Handoff { get; init; } = HandoffPolicy.DataPlane;
+
+    /// <summary>
+    /// Parses "fixed" | "grow" | "grow:N", "shrink" | "wait" and "data-plane" | "checkpoint" (the console's --scaling,
+    /// --on-loss and --handoff).
+    /// </summary>
+    public static ScalingPolicy Parse(string onJoin, string onLoss, string handoff = "data-plane")
     {
         var parts = onJoin.Split(':', 2);
         var growth = parts[0] switch
@@ -35,7 +41,13 @@ public sealed record ScalingPolicy
             "wait" => LossPolicy.Wait,
             _ => throw new ArgumentException($"on-loss '{onLoss}' is not shrink or wait"),
         };
-        return new ScalingPolicy { OnJoin = growth, MaxReplicas = max, OnLoss = loss };
+        var transfer = handoff switch
+        {
+            "data-plane" => HandoffPolicy.DataPlane,
+            "checkpoint" => HandoffPolicy.Checkpoint,
+            _ => throw new ArgumentException($"handoff '{handoff}' is not data-plane or checkpoint"),
+        };
+        return new ScalingPolicy { OnJoin = growth, MaxReplicas = max, OnLoss = loss, Handoff = transfer };
     }
 }
 
@@ -57,4 +69,19 @@ public enum LossPolicy
 
     /// <summary>Queue until the job has as many silos as before.</summary>
     Wait,
+}
+
+/// <summary>How the state of a job that grows reaches the next generation's ranks.</summary>
+public enum HandoffPolicy
+{
+    /// <summary>
+    /// Over the next generation's data plane: the previous ranks keep their runs parked on their devices and send
+    /// the joining ranks their experts and the dense weights, with the optimiser's moments; no checkpoint is written
+    /// and the silos need no shared filesystem. Used when every previous rank is in the next plan and the data plane
+    /// is NCCL or shared memory; otherwise the job hands off through a checkpoint.
+    /// </summary>
+    DataPlane,
+
+    /// <summary>Every rank writes one checkpoint together and the next generation loads it (needs a shared filesystem).</summary>
+    Checkpoint,
 }

@@ -29,12 +29,19 @@ public interface ITrainingDevice
     /// </summary>
     void AbortDataPlane(ReplicaAssignment assignment, string reason);
 
-    /// <summary>Disposes the session's model and optimiser (on the executor).</summary>
+    /// <summary>Disposes the session's model and optimiser (on the executor), and any run of its job parked for a handoff.</summary>
     Task CloseAsync(string sessionKey);
+
+    /// <summary>
+    /// Ends the session's data plane but keeps its model and optimiser on the device, parked for the next
+    /// generation of its job, whose session on this silo takes them over (<see cref="ReplicaAssignment.HandoffFrom"/>).
+    /// </summary>
+    Task ParkAsync(string sessionKey);
 }
 
 /// <summary>An open session: where it is and what it is.</summary>
-public sealed record SessionInfo(long Step, long LastStep, string Device, long Parameters);
+/// <remarks>Handoff: bytes of the previous generation's state this rank received over the data plane, and the seconds it took.</remarks>
+public sealed record SessionInfo(long Step, long LastStep, string Device, long Parameters, long HandoffBytes = 0, double HandoffSeconds = 0);
 
 /// <summary>Steps a chunk ran, and the seconds the executor spent on them.</summary>
 public sealed record ChunkRun(IReadOnlyList<StepReport> Steps, double DeviceSeconds);

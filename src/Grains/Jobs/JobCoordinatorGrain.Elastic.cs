@@ -161,22 +161,47 @@ public sealed partial class JobCoordinatorGrain
         return true;
     }
 
-    /// <summary>Graceful re-plan: every rank writes one checkpoint together and stops; the next generation starts from it.</summary>
+    /// <summary>
+    /// Graceful re-plan at a chunk boundary. When every rank stays (the job grows) and the data plane allows, the
+    /// ranks park their runs and the next generation takes the state from them over its data plane; otherwise
+    /// every rank writes one checkpoint together and stops, and the next generation starts from it.
+    /// </summary>
     async Task Rescale(string reason)
     {
         var old = S.Plan!;
         long generation = old.Generation;
+        var members = await ChooseMembers(S.Submission!.Scaling.OnJoin == GrowthPolicy.Grow ? MaxRanks : old.Members.Count);
+        change ??= new PendingChange(reason, Stopwatch.GetTimestamp(), old.Members.Count, 0, null);
+        if (CanHandOff(old, members))
+        {
+            await OnEveryRank(replica => replica.Park(generation));
+            change = change.Value with { OverDataPlane = true };
+            await StartGeneration(members, reason, handoffFrom: old);
+            return;
+        }
         var written = await OnEveryRank(replica => replica.Stop(generation, checkpoint: true));
         S.ResumeFrom = written[0] ?? throw new InvalidOperationException($"rank 0 of generation {generation} wrote no checkpoint");
         S.Checkpoints.Add(S.ResumeFrom);
-        change = (change ?? new PendingChange(reason, Stopwatch.GetTimestamp(), old.Members.Count, 0, null)) with { Checkpoint = S.ResumeFrom };
-        var members = await ChooseMembers(S.Submission!.Scaling.OnJoin == GrowthPolicy.Grow ? MaxRanks : old.Members.Count);
+        change = change.Value with { Checkpoint = S.ResumeFrom };
         if (members.Count == 0)
         {
             await WaitForSilos($"{reason}: no silo left to run on");
             return;
         }
         await StartGeneration(members, reason);
+    }
+
+    /// <summary>
+    /// Whether the next generation on <paramref name="members"/> can take the state over its data plane: the policy
+    /// asks for it, every previous rank is a member (it holds experts no one else may hold), and neither plan runs
+    /// over MPI (its world is fixed at launch).
+    /// </summary>
+    bool CanHandOff(ExecutionPlan old, IReadOnlyList<PlanMember> members)
+    {
+        if (S.Submission!.Scaling.Handoff != HandoffPolicy.DataPlane || members.Count < 2 || old.DataPlane == "mpi") return false;
+        if (!old.Members.All(m => members.Any(n => n.Silo == m.Silo))) return false;
+        var next = ExecutionPlanBuilder.Build(old.Generation + 1, members, JobConfig.Parse(S.Submission.ConfigJson));
+        return next.DataPlane != "mpi";
     }
 
     /// <summary>
@@ -262,8 +287,10 @@ public sealed partial class JobCoordinatorGrain
         if (change is not { } c || S.Plan is not { } plan) return;
         change = null;
         double seconds = Stopwatch.GetElapsedTime(c.NoticedAt).TotalSeconds;
-        S.GenerationChanges.Add(new GenerationChange(plan.Generation, c.FromRanks, plan.Members.Count, c.Reason, S.Step, c.StepsRolledBack, seconds, c.Checkpoint));
+        S.GenerationChanges.Add(new GenerationChange(plan.Generation, c.FromRanks, plan.Members.Count, c.Reason, S.Step, c.StepsRolledBack, seconds, c.Checkpoint,
+            c.OverDataPlane, c.HandoffBytes, c.HandoffSeconds));
         Notice($"generation {plan.Generation}: {c.FromRanks} → {plan.Members.Count} ranks, stepping from step {S.Step} {seconds:F2} s after {c.Reason}" +
+               (c.OverDataPlane ? $" (state over the data plane: {c.HandoffBytes / 1048576.0:F1} MiB in {c.HandoffSeconds:F2} s)" : "") +
                (c.StepsRolledBack > 0 ? $" ({c.StepsRolledBack} steps to run again)" : ""));
         LogGenerationChange(log, S.JobId, plan.Generation, c.FromRanks, plan.Members.Count, seconds, c.StepsRolledBack, c.Reason);
     }
@@ -307,7 +334,8 @@ public sealed partial class JobCoordinatorGrain
         }
     }
 
-    readonly record struct PendingChange(string Reason, long NoticedAt, int FromRanks, long StepsRolledBack, string? Checkpoint);
+    readonly record struct PendingChange(string Reason, long NoticedAt, int FromRanks, long StepsRolledBack, string? Checkpoint,
+        bool OverDataPlane = false, long HandoffBytes = 0, double HandoffSeconds = 0);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Job {JobId} could not read its view of the cluster")]
     static partial void LogClusterViewFailed(ILogger logger, Exception exception, string jobId);

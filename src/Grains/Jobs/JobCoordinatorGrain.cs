@@ -90,7 +90,8 @@ public sealed partial class JobCoordinatorGrain(
     /// Makes the next plan generation on <paramref name="members"/>, prepares its ranks from the job's resume point
     /// (the submission's checkpoint, or the one a rescale or rollback chose) and drives it.
     /// </summary>
-    async Task StartGeneration(IReadOnlyList<PlanMember> members, string? reason)
+    /// <param name="handoffFrom">The previous generation, when its ranks parked their runs for this one to take over the data plane.</param>
+    async Task StartGeneration(IReadOnlyList<PlanMember> members, string? reason, ExecutionPlan? handoffFrom = null)
     {
         var config = JobConfig.Parse(S.Submission!.ConfigJson);
         S.Plan = ExecutionPlanBuilder.Build((S.Plan?.Generation ?? 0) + 1, members, config);
@@ -113,7 +114,8 @@ public sealed partial class JobCoordinatorGrain(
                 Rank = member.Rank,
                 ConfigJson = S.Submission.ConfigJson,
                 OutputDirectory = S.OutputDirectory,
-                ResumeFrom = S.ResumeFrom ?? S.Submission.ResumeFrom,
+                ResumeFrom = handoffFrom is null ? S.ResumeFrom ?? S.Submission.ResumeFrom : null,
+                HandoffFrom = handoffFrom,
                 StopAfter = S.Submission.StopAfter,
                 Device = S.Submission.Device,
                 Plan = plan,
@@ -135,12 +137,21 @@ public sealed partial class JobCoordinatorGrain(
             await Recover(lost);
             return;
         }
+        catch (Exception e) when (handoffFrom is not null && !S.CancelRequested)
+        {
+            // The previous runs are gone with the failed handoff: the job rolls back to its last good checkpoint.
+            preparingGeneration = null;
+            await Recover($"handing generation {handoffFrom.Generation}'s state to generation {plan.Generation} failed: {e.Message}");
+            return;
+        }
         finally
         {
             if (preparingGeneration == plan.Generation) preparingGeneration = null;
         }
         if (S.CancelRequested) return;
         S.Step = ready[0].Step;
+        if (handoffFrom is not null && change is { } c)
+            change = c with { HandoffBytes = ready.Sum(r => r.HandoffBytes), HandoffSeconds = ready.Max(r => r.HandoffSeconds) };
         arrivals.Clear();
         S.PhaseIndex = 0;
         drives = true;

@@ -174,9 +174,21 @@ public sealed partial class ReplicaGrain(ITrainingDevice device, SiloIdentity si
         return written;
     }
 
+    public async Task Park(long generation)
+    {
+        // Idempotent like Stop: a retry after a lost reply finds the session parked already.
+        if (assignment is not { } a || a.Generation != generation) return;
+        await stopping.CancelAsync();
+        // Waits for the step in progress, like Stop; the run stays on the device for the next generation.
+        await device.ParkAsync(a.SessionKey);
+        assignment = null;
+        stopping = new CancellationTokenSource();
+        DeactivateOnIdle();
+    }
+
     public Task<ReplicaState> GetState() => Task.FromResult(State());
 
-    ReplicaState State() => new(silo.Name, assignment?.Generation ?? 0, step, running, session?.Device, session?.Parameters ?? 0);
+    ReplicaState State() => new(silo.Name, assignment?.Generation ?? 0, step, running, session?.Device, session?.Parameters ?? 0, session?.HandoffBytes ?? 0, session?.HandoffSeconds ?? 0);
 
     ReplicaAssignment RequireAssignment(long generation) =>
         assignment is { } a && a.Generation == generation

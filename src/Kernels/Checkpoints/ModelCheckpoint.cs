@@ -3,12 +3,10 @@ using System.Text.Json;
 using Orleans.MoE.Kernels.Comm;
 using Orleans.MoE.Kernels.Config;
 using Orleans.MoE.Kernels.Data;
-using Orleans.MoE.Kernels.Experts;
 using Orleans.MoE.Kernels.Model;
 using Orleans.MoE.Kernels.Tokenizers;
 using Orleans.MoE.Kernels.Training;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Orleans.MoE.Kernels.Checkpoints;
@@ -24,7 +22,7 @@ public sealed class ModelCheckpoint
 {
     const string ConfigFile = "config.json", StateFile = "state.json";
     public const string DenseFile = "dense.safetensors";
-    const string Average = ".exp_avg", Square = ".exp_avg_sq";
+    const string Average = ExpertStacks.Average, Square = ExpertStacks.Square;
 
     readonly CheckpointDirectory directory;
 
@@ -78,11 +76,9 @@ public sealed class ModelCheckpoint
             writer.WriteText(StateFile, JsonSerializer.Serialize(
                 new CheckpointState(step, position.Epoch, position.Index, tokenizer, optimizer.StepCount), JobConfig.JsonOptions));
 
-            var experts = ExpertParameters(model);
             var dense = new Dictionary<string, Tensor>();
-            foreach (var (name, p) in model.named_parameters())
+            foreach (var (name, p) in ExpertStacks.Dense(model))
             {
-                if (experts.ContainsKey(name)) continue;
                 var (m, v) = optimizer.Moments[name];
                 dense[name] = p;
                 dense[name + Average] = m;
@@ -92,7 +88,7 @@ public sealed class ModelCheckpoint
 
             foreach (var moe in model.MoeLayers)
             {
-                var local = ExpertState(model, optimizer, moe.Experts);
+                var local = ExpertStacks.Of(model, optimizer, moe.Experts);
                 int total = moe.Router.Settings.Experts;
                 for (int expert = 0; expert < total; expert++)
                 {
@@ -105,14 +101,6 @@ public sealed class ModelCheckpoint
         }
         ranks?.World.Barrier();
         return written;
-    }
-
-    /// <summary>The six tensors saved per expert, as [local experts, …] stacks, in file order.</summary>
-    static (string Name, Tensor Tensor)[] ExpertState(GptModel model, AdamWOptimizer optimizer, ExpertBank bank)
-    {
-        var (m1, v1) = optimizer.Moments[NameOf(model, bank.W1)];
-        var (m2, v2) = optimizer.Moments[NameOf(model, bank.W2)];
-        return [("w1", bank.W1), ("w1" + Average, m1), ("w1" + Square, v1), ("w2", bank.W2), ("w2" + Average, m2), ("w2" + Square, v2)];
     }
 
     static Tensor[] Receive(RankGroups ranks, int owner, (string Name, Tensor Tensor)[] like)
@@ -128,7 +116,7 @@ public sealed class ModelCheckpoint
         foreach (var moe in model.MoeLayers)
         {
             int total = moe.Router.Settings.Experts;
-            var local = ExpertState(model, optimizer, moe.Experts);
+            var local = ExpertStacks.Of(model, optimizer, moe.Experts);
             for (int expert = 0; expert < total; expert++)
             {
                 if (ranks.Layout.FirstHolder(total, expert) != ranks.Rank) continue;
@@ -166,12 +154,10 @@ public sealed class ModelCheckpoint
     public void Restore(GptModel model, AdamWOptimizer? optimizer)
     {
         using var noGrad = torch.no_grad();
-        var experts = ExpertParameters(model);
         using (var dense = directory.ReadTensors(DenseFile))
         {
-            foreach (var (name, p) in model.named_parameters())
+            foreach (var (name, p) in ExpertStacks.Dense(model))
             {
-                if (experts.ContainsKey(name)) continue;
                 p.copy_(Required(dense.Tensors, name, DenseFile));
                 optimizer?.LoadMoments(name, Required(dense.Tensors, name + Average, DenseFile), Required(dense.Tensors, name + Square, DenseFile));
             }
@@ -179,7 +165,7 @@ public sealed class ModelCheckpoint
         foreach (var moe in model.MoeLayers)
         {
             var bank = moe.Experts;
-            string n1 = NameOf(model, bank.W1), n2 = NameOf(model, bank.W2);
+            string n1 = ExpertStacks.NameOf(model, bank.W1), n2 = ExpertStacks.NameOf(model, bank.W2);
             for (int j = 0; j < bank.Count; j++)
             {
                 string file = ExpertFile(moe.LayerIndex, bank.FirstExpert + j);
@@ -199,15 +185,6 @@ public sealed class ModelCheckpoint
 
     Tensor Required(IReadOnlyDictionary<string, Tensor> tensors, string name, string file) =>
         tensors.TryGetValue(name, out var t) ? t : throw new CorruptCheckpointException(directory.Path, file, $"has no tensor '{name}'");
-
-    static Dictionary<string, Parameter> ExpertParameters(GptModel model)
-    {
-        var expertTensors = model.MoeLayers.SelectMany(m => new[] { m.Experts.W1, m.Experts.W2 }).ToHashSet(ReferenceEqualityComparer.Instance);
-        return model.named_parameters().Where(p => expertTensors.Contains(p.parameter)).ToDictionary(p => p.name, p => p.parameter);
-    }
-
-    static string NameOf(GptModel model, Parameter parameter) =>
-        model.named_parameters().First(p => ReferenceEquals(p.parameter, parameter)).name;
 
     sealed record CheckpointState(long Step, long DataEpoch, long DataIndex, string Tokenizer, long OptimizerStep);
 }

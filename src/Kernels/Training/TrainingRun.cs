@@ -51,7 +51,11 @@ public sealed class TrainingRun : IDisposable
         var device = TorchRuntime.ResolveDevice(options.Device ?? config.Device);
         ModelCheckpoint? checkpoint = options.ResumeFrom is { } from ? ModelCheckpoint.Open(from) : null;
         if (checkpoint is not null) checkpoint.RequireCompatible(config);
+        if (options.Handoff is not null && (checkpoint is not null || ranks is null))
+            throw new ArgumentException("a handoff from the previous generation replaces a checkpoint and needs the next generation's ranks", nameof(options));
         var data = TrainingData.Load(config, options.CacheDirectory);
+        HandoffProgress? carried = options.Handoff?.ReceiveProgress(ranks!, device);
+        long resumeStep = checkpoint?.Step ?? carried?.Step ?? 0;
         // Weights are drawn on the CPU from the job's own generator, then moved: the same seed gives the same model
         // on any device, and jobs built at the same time in one process (silos, tests) cannot disturb each other.
         using var init = new Generator((ulong)config.Seed);
@@ -59,14 +63,20 @@ public sealed class TrainingRun : IDisposable
         if (ranks is not null) model.UseExpertParallelism(ranks);
         model.to(device);
         model.ComputeType = ComputePrecision.For(config.Training.Precision, device);
-        var teacher = LoadTeacher(config, data, device, checkpoint?.Step ?? 0);
-        if (teacher is not null && checkpoint is null && config.Distillation!.StudentLayers.Count > 0)
+        var teacher = LoadTeacher(config, data, device, resumeStep);
+        if (teacher is not null && checkpoint is null && carried is null && config.Distillation!.StudentLayers.Count > 0)
             StudentInitialiser.CopyFromTeacher(model, teacher.Model!, config.Distillation.StudentLayers);
         var trainer = new Trainer(config, model, data.Train, device, teacher, ranks);
         if (checkpoint is not null)
         {
             checkpoint.Restore(model, trainer.Optimizer);
             trainer.ResumeAt(checkpoint.Step, checkpoint.DataPosition);
+        }
+        else if (carried is { } progress)
+        {
+            options.Handoff!.ReceiveState(model, trainer.Optimizer, ranks!);
+            trainer.Optimizer.StepCount = progress.OptimizerStep;
+            trainer.ResumeAt(progress.Step, progress.DataPosition);
         }
         return new TrainingRun(config, options, data, model, trainer, device, ranks);
     }

@@ -15,4 +15,10 @@ public sealed record TrainingRunOptions
     public long? StopAfter { get; init; }
 
     public string? Device { get; init; }
+
+    /// <summary>
+    /// The previous plan generation's state, taken over its ranks' data plane (with <see cref="ResumeFrom"/> null): a
+    /// multi-rank run that replaces one that grew.
+    /// </summary>
+    public GenerationHandoff? Handoff { get; init; }
 }

@@ -33,29 +33,89 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
 
     public Task<byte[]> CreateNcclIdAsync() => executor.RunAsync(() => NcclUniqueId.Create().ToBytes());
 
+    // Runs of a job's previous generation, parked until the next generation's session on this silo takes them over.
+    readonly ConcurrentDictionary<string, ParkedRun> parked = new();
+
+    // What the handoff into a session moved (bytes received, seconds), for its SessionInfo.
+    readonly ConcurrentDictionary<string, (long Bytes, double Seconds)> handoffs = new();
+
     public async Task<SessionInfo> OpenAsync(ReplicaAssignment assignment, CancellationToken cancellation)
     {
         var run = runs.TryGetValue(assignment.SessionKey, out var open) ? open : await executor.RunAsync(() =>
         {
             var config = JobConfig.Parse(assignment.ConfigJson);
             string device = assignment.Device ?? (silo.Device == "auto" ? config.Device : silo.Device);
-            var ranks = JoinDataPlane(assignment, config, device);
-            if (ranks is not null) groups[assignment.SessionKey] = ranks;
-            return TrainingRun.Create(config, new TrainingRunOptions
+            // Taken before anything can fail: whatever happens, this open is the parked run's last user.
+            var previous = TakeParked(assignment);
+            try
             {
-                OutputDirectory = assignment.OutputDirectory,
-                CacheDirectory = cacheDirectory,
-                ResumeFrom = assignment.ResumeFrom,
-                StopAfter = assignment.StopAfter,
-                Device = device,
-            }, ranks);
+                var ranks = JoinDataPlane(assignment, config, device);
+                if (ranks is not null) groups[assignment.SessionKey] = ranks;
+                var handoff = assignment.HandoffFrom is { } from ? HandoffFor(assignment, from, previous) : null;
+                var created = TrainingRun.Create(config, new TrainingRunOptions
+                {
+                    OutputDirectory = assignment.OutputDirectory,
+                    CacheDirectory = cacheDirectory,
+                    ResumeFrom = handoff is null ? assignment.ResumeFrom : null,
+                    StopAfter = assignment.StopAfter,
+                    Device = device,
+                    Handoff = handoff,
+                }, ranks);
+                if (handoff is not null) handoffs[assignment.SessionKey] = (handoff.BytesReceived, handoff.Seconds);
+                return created;
+            }
+            finally
+            {
+                previous?.Run.Dispose();
+            }
         }, cancellation);
         if (!runs.TryAdd(assignment.SessionKey, run) && !ReferenceEquals(runs[assignment.SessionKey], run))
             await executor.RunAsync(run.Dispose, CancellationToken.None);
         run = runs[assignment.SessionKey];
         assignments[assignment.SessionKey] = assignment;
-        return new SessionInfo(run.Trainer.Step, run.LastStep, run.Device.ToString(), run.Parameters.Total);
+        var moved = handoffs.GetValueOrDefault(assignment.SessionKey);
+        return new SessionInfo(run.Trainer.Step, run.LastStep, run.Device.ToString(), run.Parameters.Total, moved.Bytes, moved.Seconds);
     }
+
+    /// <summary>
+    /// This silo's parked run of the job, when the assignment hands off from it; any other parked run of the job is
+    /// stale (a handoff that was abandoned) and is disposed. Runs on the executor.
+    /// </summary>
+    ParkedRun? TakeParked(ReplicaAssignment assignment)
+    {
+        if (!parked.TryRemove(assignment.JobId, out var previous)) return null;
+        if (assignment.HandoffFrom is { } from && previous.Generation == from.Generation) return previous;
+        previous.Run.Dispose();
+        return null;
+    }
+
+    /// <summary>The handoff of this rank: which previous rank each next rank was (by silo), and this silo's parked run if it was one.</summary>
+    GenerationHandoff HandoffFor(ReplicaAssignment assignment, ExecutionPlan from, ParkedRun? previous)
+    {
+        var previousRankOf = assignment.Plan.Members.Select(m => from.Members.FirstOrDefault(p => p.Silo == m.Silo)?.Rank ?? -1).ToArray();
+        int was = previousRankOf[assignment.Rank];
+        if (was >= 0 && previous is null)
+            throw new InvalidOperationException($"silo {silo.Name} was rank {was} of generation {from.Generation} of job {assignment.JobId} but has no run of it parked to hand off");
+        var layout = new ParallelLayout(from.Members.Count, from.MaxExpertParallel, from.NodeSize, from.HierarchicalAllToAll);
+        return new GenerationHandoff(was >= 0 ? previous!.Run : null, layout, previousRankOf);
+    }
+
+    public Task ParkAsync(string sessionKey)
+    {
+        if (!assignments.TryRemove(sessionKey, out var assignment) || !runs.TryRemove(sessionKey, out var run))
+            throw new InvalidOperationException($"no training session {sessionKey} on silo {silo.Name} to park");
+        return executor.RunAsync(() =>
+        {
+            // The previous generation's groups end here; its model and optimiser wait for the next generation.
+            if (groups.TryRemove(sessionKey, out var ranks)) ranks.Dispose();
+            if (ncclWorlds.TryRemove(sessionKey, out var nccl)) nccl.Dispose();
+            handoffs.TryRemove(sessionKey, out _);
+            if (parked.TryRemove(assignment.JobId, out var older)) older.Run.Dispose();
+            parked[assignment.JobId] = new ParkedRun(assignment.Generation, run);
+        });
+    }
+
+    sealed record ParkedRun(long Generation, TrainingRun Run);
 
     public Task<ChunkRun> RunStepsAsync(string sessionKey, int count, CancellationToken cancellation)
     {
@@ -98,14 +158,21 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
     public Task CloseAsync(string sessionKey)
     {
         assignments.TryRemove(sessionKey, out _);
-        return runs.TryRemove(sessionKey, out var run)
-            ? executor.RunAsync(() =>
+        handoffs.TryRemove(sessionKey, out _);
+        // A job whose session closes without parking (it stopped, or rolled back after a failed handoff) will not
+        // take a parked run over: drop it with the session.
+        string job = sessionKey[..sessionKey.LastIndexOf("/g", StringComparison.Ordinal)];
+        parked.TryRemove(job, out var stale);
+        runs.TryRemove(sessionKey, out var run);
+        return run is null && stale is null
+            ? Task.CompletedTask
+            : executor.RunAsync(() =>
             {
-                run.Dispose();
+                stale?.Run.Dispose();
+                run?.Dispose();
                 if (groups.TryRemove(sessionKey, out var ranks)) ranks.Dispose();
                 if (ncclWorlds.TryRemove(sessionKey, out var nccl)) nccl.Dispose();
-            })
-            : Task.CompletedTask;
+            });
     }
 
     /// <summary>This rank's groups for a multi-rank plan (collective with the other ranks), or null for one rank.</summary>
@@ -135,6 +202,8 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
         // first, so that neither this executor (closing the sessions) nor the peers wait for the barrier timeout.
         foreach (var assignment in assignments.Values) AbortDataPlane(assignment, $"silo {silo.Name} is shutting down");
         foreach (var key in runs.Keys) CloseAsync(key).Wait(TimeSpan.FromSeconds(30));
+        foreach (var job in parked.Keys)
+            if (parked.TryRemove(job, out var idle)) executor.RunAsync(idle.Run.Dispose).Wait(TimeSpan.FromSeconds(30));
     }
 
     /// <summary>The data cache a silo uses: MOE_CACHE, else the repository's .cache, else ~/.cache/orleans-moe.</summary>
