@@ -46,10 +46,12 @@ public interface IReplicaGrain : IGrainWithStringKey
 
     /// <summary>
     /// Stops after the step in progress and parks the session's model and optimiser on the silo for the next
-    /// generation, which takes them over the data plane instead of from a checkpoint.
+    /// generation, which takes them over the data plane instead of from a checkpoint. With <paramref name="next"/>
+    /// (a job that shrinks; collective: every rank is asked together) the ranks first move the experts to the ranks
+    /// that hold them in that plan, over this generation's data plane, and a rank that is not in it keeps nothing.
     /// </summary>
     [ResponseTimeout("00:20:00")]
-    Task Park(long generation);
+    Task Park(long generation, ExecutionPlan? next);
 
     [AlwaysInterleave]
     Task<ReplicaState> GetState();

@@ -17,7 +17,7 @@ public sealed record ScalingPolicy
 
     [Id(2)] public LossPolicy OnLoss { get; init; } = LossPolicy.Shrink;
 
-    /// <summary>How a job that grows gives its state to the next generation's ranks.</summary>
+    /// <summary>How a job that grows or is drained gives its state to the next generation's ranks.</summary>
     [Id(3)] public HandoffPolicy Handoff { get; init; } = HandoffPolicy.DataPlane;
 
     /// <summary>
@@ -71,14 +71,15 @@ public enum LossPolicy
     Wait,
 }
 
-/// <summary>How the state of a job that grows reaches the next generation's ranks.</summary>
+/// <summary>How the state of a job that grows or shrinks reaches the next generation's ranks.</summary>
 public enum HandoffPolicy
 {
     /// <summary>
-    /// Over the next generation's data plane: the previous ranks keep their runs parked on their devices and send
-    /// the joining ranks their experts and the dense weights, with the optimiser's moments; no checkpoint is written
-    /// and the silos need no shared filesystem. Used when every previous rank is in the next plan and the data plane
-    /// is NCCL or shared memory; otherwise the job hands off through a checkpoint.
+    /// Over the data plane: the previous ranks keep their runs parked on their devices; when the job grows they send
+    /// the joining ranks their experts and the dense weights, with the optimiser's moments, over the next data plane;
+    /// when it shrinks the leaving ranks first send their experts to the staying ones over the current one. No
+    /// checkpoint is written and the silos need no shared filesystem. Used when the next plan keeps every previous
+    /// rank or only previous ranks, and no plan runs over MPI; otherwise the job hands off through a checkpoint.
     /// </summary>
     DataPlane,
 

@@ -35,8 +35,10 @@ public interface ITrainingDevice
     /// <summary>
     /// Ends the session's data plane but keeps its model and optimiser on the device, parked for the next
     /// generation of its job, whose session on this silo takes them over (<see cref="ReplicaAssignment.HandoffFrom"/>).
+    /// With <paramref name="next"/> (the job shrinks) the state for that plan is staged first, collectively over the
+    /// session's data plane; a silo not in <paramref name="next"/> parks nothing.
     /// </summary>
-    Task ParkAsync(string sessionKey);
+    Task ParkAsync(string sessionKey, ExecutionPlan? next);
 }
 
 /// <summary>An open session: where it is and what it is.</summary>

@@ -162,9 +162,11 @@ public sealed partial class JobCoordinatorGrain
     }
 
     /// <summary>
-    /// Graceful re-plan at a chunk boundary. When every rank stays (the job grows) and the data plane allows, the
-    /// ranks park their runs and the next generation takes the state from them over its data plane; otherwise
-    /// every rank writes one checkpoint together and stops, and the next generation starts from it.
+    /// Graceful re-plan at a chunk boundary. When the data plane allows, the ranks park their runs and the next
+    /// generation takes the state from them: over its own data plane when the job grows (every rank stays), staged
+    /// over the current one first when it shrinks (every next rank is a current one; the leaving ranks send their
+    /// experts before they go). Otherwise every rank writes one checkpoint together and stops, and the next
+    /// generation starts from it.
     /// </summary>
     async Task Rescale(string reason)
     {
@@ -172,9 +174,9 @@ public sealed partial class JobCoordinatorGrain
         long generation = old.Generation;
         var members = await ChooseMembers(S.Submission!.Scaling.OnJoin == GrowthPolicy.Grow ? MaxRanks : old.Members.Count);
         change ??= new PendingChange(reason, Stopwatch.GetTimestamp(), old.Members.Count, 0, null);
-        if (CanHandOff(old, members))
+        if (HandoffFor(old, members) is { } handoff)
         {
-            await OnEveryRank(replica => replica.Park(generation));
+            await OnEveryRank(replica => replica.Park(generation, handoff.Shrinks ? handoff.Next : null));
             change = change.Value with { OverDataPlane = true };
             await StartGeneration(members, reason, handoffFrom: old);
             return;
@@ -192,16 +194,20 @@ public sealed partial class JobCoordinatorGrain
     }
 
     /// <summary>
-    /// Whether the next generation on <paramref name="members"/> can take the state over its data plane: the policy
-    /// asks for it, every previous rank is a member (it holds experts no one else may hold), and neither plan runs
-    /// over MPI (its world is fixed at launch).
+    /// How the next generation on <paramref name="members"/> can take the state without a checkpoint, or null: the
+    /// policy asks for it, neither plan runs over MPI (its world is fixed at launch), and either every current rank
+    /// stays (it grows: the next world carries the state) or every next rank is a current one (it shrinks: the
+    /// current world stages it). With silos both leaving and joining, the ranks that hold an expert may share no world.
     /// </summary>
-    bool CanHandOff(ExecutionPlan old, IReadOnlyList<PlanMember> members)
+    (ExecutionPlan Next, bool Shrinks)? HandoffFor(ExecutionPlan old, IReadOnlyList<PlanMember> members)
     {
-        if (S.Submission!.Scaling.Handoff != HandoffPolicy.DataPlane || members.Count < 2 || old.DataPlane == "mpi") return false;
-        if (!old.Members.All(m => members.Any(n => n.Silo == m.Silo))) return false;
+        if (S.Submission!.Scaling.Handoff != HandoffPolicy.DataPlane || members.Count == 0 || old.DataPlane == "mpi") return null;
+        bool grows = members.Count > 1 && old.Members.All(m => members.Any(n => n.Silo == m.Silo));
+        bool shrinks = old.Members.Count > 1 && members.Count < old.Members.Count && members.All(m => old.Members.Any(o => o.Silo == m.Silo));
+        if (!grows && !shrinks) return null;
+        // Built again, the same way, by StartGeneration: the plan only depends on the generation, members and config.
         var next = ExecutionPlanBuilder.Build(old.Generation + 1, members, JobConfig.Parse(S.Submission.ConfigJson));
-        return next.DataPlane != "mpi";
+        return next.DataPlane == "mpi" ? null : (next, !grows);
     }
 
     /// <summary>

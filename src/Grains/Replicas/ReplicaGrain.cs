@@ -174,13 +174,13 @@ public sealed partial class ReplicaGrain(ITrainingDevice device, SiloIdentity si
         return written;
     }
 
-    public async Task Park(long generation)
+    public async Task Park(long generation, ExecutionPlan? next)
     {
         // Idempotent like Stop: a retry after a lost reply finds the session parked already.
         if (assignment is not { } a || a.Generation != generation) return;
         await stopping.CancelAsync();
         // Waits for the step in progress, like Stop; the run stays on the device for the next generation.
-        await device.ParkAsync(a.SessionKey);
+        await device.ParkAsync(a.SessionKey, next);
         assignment = null;
         stopping = new CancellationTokenSource();
         DeactivateOnIdle();

@@ -17,7 +17,7 @@ namespace Orleans.MoE.Kernels.Training;
 /// the joining ranks (the other previous ranks copy their own); each expert's weights and moments go point to point from a previous holder to each next holder that lacks it
 /// (a holder that keeps an expert copies it on its own device).
 /// </summary>
-public sealed class GenerationHandoff
+public sealed class GenerationHandoff : IRunHandoff
 {
     readonly TrainingRun? previous;
     readonly ParallelLayout previousLayout;
@@ -40,13 +40,12 @@ public sealed class GenerationHandoff
         source = Array.IndexOf(this.previousRankOf, 0);
     }
 
-    /// <summary>Bytes this rank received from other ranks, and the seconds <see cref="ReceiveState"/> took.</summary>
     public long BytesReceived { get; private set; }
 
     public double Seconds { get; private set; }
 
     /// <summary>The step, data position and optimiser step of the previous generation (collective).</summary>
-    public HandoffProgress ReceiveProgress(RankGroups next, Device device)
+    public HandoffProgress ReceiveProgress(RankGroups? next, Device device)
     {
         RequireWorld(next);
         long[] values = previous is { } run && next.Rank == source
@@ -59,7 +58,7 @@ public sealed class GenerationHandoff
     }
 
     /// <summary>Fills <paramref name="model"/> and <paramref name="optimizer"/> (this rank's shard of the next layout) with the previous generation's state (collective).</summary>
-    public void ReceiveState(GptModel model, AdamWOptimizer optimizer, RankGroups next)
+    public void ReceiveState(GptModel model, AdamWOptimizer optimizer, RankGroups? next)
     {
         RequireWorld(next);
         var clock = Stopwatch.StartNew();
@@ -95,55 +94,19 @@ public sealed class GenerationHandoff
         foreach (var layer in model.MoeLayers)
         {
             int experts = layer.Router.Settings.Experts;
-            var mine = ExpertStacks.Of(model, optimizer, layer.Experts);
-            var held = beforeLayers is null ? null : ExpertStacks.Of(before!, beforeOptimizer!, beforeLayers[layer.LayerIndex].Experts);
-            int heldFirst = beforeLayers?[layer.LayerIndex].Experts.FirstExpert ?? 0;
-            for (int expert = 0; expert < experts; expert++)
-            {
-                var holders = Enumerable.Range(0, previousRankOf.Length).Where(n => Held(n, experts, expert)).ToArray();
-                for (int receiver = 0; receiver < previousRankOf.Length; receiver++)
-                {
-                    var shard = next.Layout.ShardOf(receiver, experts);
-                    if (expert < shard.First || expert >= shard.First + shard.Count) continue;
-                    if (Held(receiver, experts, expert))
-                    {
-                        if (receiver == rank) CopyInto(mine, expert - shard.First, held!, expert - heldFirst);
-                        continue;
-                    }
-                    // Spread the senders over the holders (several hold an expert when it had data-parallel copies).
-                    int sender = holders[receiver % holders.Length];
-                    if (rank == sender)
-                        foreach (var (_, stack) in held!) next.World.Send(stack[expert - heldFirst], receiver);
-                    else if (rank == receiver)
-                        foreach (var (_, stack) in mine)
-                        {
-                            var row = stack[expert - shard.First];
-                            next.World.Receive(row, sender);
-                            BytesReceived += row.NumberOfElements * row.ElementSize;
-                        }
-                }
-            }
+            var held = beforeLayers is null ? null : ExpertStacks.Of(before!, beforeOptimizer!, beforeLayers[layer.LayerIndex].Experts).Select(s => s.Tensor).ToArray();
+            var mine = ExpertStacks.Of(model, optimizer, layer.Experts).Select(s => s.Tensor).ToArray();
+            BytesReceived += ExpertMoves.Move(next.World, experts,
+                r => previousRankOf[r] >= 0 ? previousLayout.ShardOf(previousRankOf[r], experts) : null,
+                r => next.Layout.ShardOf(r, experts), held, mine);
         }
         if (model.parameters().First().device.type == DeviceType.CUDA) torch.cuda.synchronize();
         Seconds = clock.Elapsed.TotalSeconds;
     }
 
-    /// <summary>Whether next rank <paramref name="rank"/> held <paramref name="expert"/> in the previous generation.</summary>
-    bool Held(int rank, int experts, int expert)
+    void RequireWorld([System.Diagnostics.CodeAnalysis.NotNull] RankGroups? next)
     {
-        int before = previousRankOf[rank];
-        if (before < 0) return false;
-        var shard = previousLayout.ShardOf(before, experts);
-        return expert >= shard.First && expert < shard.First + shard.Count;
-    }
-
-    static void CopyInto((string Name, Tensor Tensor)[] into, int intoIndex, (string Name, Tensor Tensor)[] from, int fromIndex)
-    {
-        for (int i = 0; i < into.Length; i++) into[i].Tensor[intoIndex].copy_(from[i].Tensor[fromIndex]);
-    }
-
-    void RequireWorld(RankGroups next)
-    {
+        if (next is null) throw new ArgumentNullException(nameof(next), "a handoff of a growing job runs over the next generation's ranks");
         if (next.Size != previousRankOf.Length)
             throw new ArgumentException($"the next world has {next.Size} ranks, the handoff map {previousRankOf.Length}");
         bool wasMember = previousRankOf[next.Rank] >= 0;

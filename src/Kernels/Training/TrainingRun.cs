@@ -51,10 +51,10 @@ public sealed class TrainingRun : IDisposable
         var device = TorchRuntime.ResolveDevice(options.Device ?? config.Device);
         ModelCheckpoint? checkpoint = options.ResumeFrom is { } from ? ModelCheckpoint.Open(from) : null;
         if (checkpoint is not null) checkpoint.RequireCompatible(config);
-        if (options.Handoff is not null && (checkpoint is not null || ranks is null))
-            throw new ArgumentException("a handoff from the previous generation replaces a checkpoint and needs the next generation's ranks", nameof(options));
+        if (options.Handoff is not null && checkpoint is not null)
+            throw new ArgumentException("a handoff from the previous generation replaces a checkpoint: give one or the other", nameof(options));
         var data = TrainingData.Load(config, options.CacheDirectory);
-        HandoffProgress? carried = options.Handoff?.ReceiveProgress(ranks!, device);
+        HandoffProgress? carried = options.Handoff?.ReceiveProgress(ranks, device);
         long resumeStep = checkpoint?.Step ?? carried?.Step ?? 0;
         // Weights are drawn on the CPU from the job's own generator, then moved: the same seed gives the same model
         // on any device, and jobs built at the same time in one process (silos, tests) cannot disturb each other.
@@ -74,7 +74,7 @@ public sealed class TrainingRun : IDisposable
         }
         else if (carried is { } progress)
         {
-            options.Handoff!.ReceiveState(model, trainer.Optimizer, ranks!);
+            options.Handoff!.ReceiveState(model, trainer.Optimizer, ranks);
             trainer.Optimizer.StepCount = progress.OptimizerStep;
             trainer.ResumeAt(progress.Step, progress.DataPosition);
         }

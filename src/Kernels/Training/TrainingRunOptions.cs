@@ -17,8 +17,8 @@ public sealed record TrainingRunOptions
     public string? Device { get; init; }
 
     /// <summary>
-    /// The previous plan generation's state, taken over its ranks' data plane (with <see cref="ResumeFrom"/> null): a
-    /// multi-rank run that replaces one that grew.
+    /// The previous plan generation's state, from its ranks over the data plane (with <see cref="ResumeFrom"/> null):
+    /// a run of the next generation of a job that grew or shrank.
     /// </summary>
-    public GenerationHandoff? Handoff { get; init; }
+    public IRunHandoff? Handoff { get; init; }
 }

@@ -66,7 +66,7 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
             }
             finally
             {
-                previous?.Run.Dispose();
+                previous?.Dispose();
             }
         }, cancellation);
         if (!runs.TryAdd(assignment.SessionKey, run) && !ReferenceEquals(runs[assignment.SessionKey], run))
@@ -85,13 +85,17 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
     {
         if (!parked.TryRemove(assignment.JobId, out var previous)) return null;
         if (assignment.HandoffFrom is { } from && previous.Generation == from.Generation) return previous;
-        previous.Run.Dispose();
+        previous.Dispose();
         return null;
     }
 
-    /// <summary>The handoff of this rank: which previous rank each next rank was (by silo), and this silo's parked run if it was one.</summary>
-    GenerationHandoff HandoffFor(ReplicaAssignment assignment, ExecutionPlan from, ParkedRun? previous)
+    /// <summary>
+    /// The handoff of this rank: the state staged for it when the job shrank; else (it grew) which previous rank each
+    /// next rank was (by silo), with this silo's parked run if it was one.
+    /// </summary>
+    IRunHandoff HandoffFor(ReplicaAssignment assignment, ExecutionPlan from, ParkedRun? previous)
     {
+        if (previous?.Staged is { } staged) return staged;
         var previousRankOf = assignment.Plan.Members.Select(m => from.Members.FirstOrDefault(p => p.Silo == m.Silo)?.Rank ?? -1).ToArray();
         int was = previousRankOf[assignment.Rank];
         if (was >= 0 && previous is null)
@@ -100,22 +104,55 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
         return new GenerationHandoff(was >= 0 ? previous!.Run : null, layout, previousRankOf);
     }
 
-    public Task ParkAsync(string sessionKey)
+    public Task ParkAsync(string sessionKey, ExecutionPlan? next)
     {
         if (!assignments.TryRemove(sessionKey, out var assignment) || !runs.TryRemove(sessionKey, out var run))
             throw new InvalidOperationException($"no training session {sessionKey} on silo {silo.Name} to park");
         return executor.RunAsync(() =>
         {
-            // The previous generation's groups end here; its model and optimiser wait for the next generation.
-            if (groups.TryRemove(sessionKey, out var ranks)) ranks.Dispose();
-            if (ncclWorlds.TryRemove(sessionKey, out var nccl)) nccl.Dispose();
+            groups.TryRemove(sessionKey, out var ranks);
+            ncclWorlds.TryRemove(sessionKey, out var nccl);
             handoffs.TryRemove(sessionKey, out _);
-            if (parked.TryRemove(assignment.JobId, out var older)) older.Run.Dispose();
-            parked[assignment.JobId] = new ParkedRun(assignment.Generation, run);
+            if (parked.TryRemove(assignment.JobId, out var older)) older.Dispose();
+            try
+            {
+                // A shrinking job stages the next plan's experts while every previous rank is still in the group.
+                var staged = next is null ? null : Stage(assignment, run, ranks, next);
+                if (next is not null && staged is null) run.Dispose(); // this silo leaves the job
+                else parked[assignment.JobId] = new ParkedRun(assignment.Generation, run, staged);
+            }
+            catch
+            {
+                run.Dispose();
+                throw;
+            }
+            finally
+            {
+                // The previous generation's groups end here; its model and optimiser wait for the next generation.
+                ranks?.Dispose();
+                nccl?.Dispose();
+            }
         });
     }
 
-    sealed record ParkedRun(long Generation, TrainingRun Run);
+    static StagedHandoff? Stage(ReplicaAssignment assignment, TrainingRun run, RankGroups? ranks, ExecutionPlan next)
+    {
+        var plan = assignment.Plan;
+        if (ranks is null) throw new InvalidOperationException($"session {assignment.SessionKey} is one rank: there is no job to shrink");
+        var nextRankOf = plan.Members.OrderBy(m => m.Rank).Select(m => next.Members.FirstOrDefault(n => n.Silo == m.Silo)?.Rank ?? -1).ToArray();
+        var layout = next.Members.Count == 1 ? ParallelLayout.Single : new ParallelLayout(next.Members.Count, next.MaxExpertParallel, next.NodeSize, next.HierarchicalAllToAll);
+        return StagedHandoff.Stage(run, ranks, layout, nextRankOf);
+    }
+
+    /// <summary>A job's run of a previous generation (and, when it shrank, the state staged for the next), on this device.</summary>
+    sealed record ParkedRun(long Generation, TrainingRun Run, StagedHandoff? Staged = null) : IDisposable
+    {
+        public void Dispose()
+        {
+            Staged?.Dispose();
+            Run.Dispose();
+        }
+    }
 
     public Task<ChunkRun> RunStepsAsync(string sessionKey, int count, CancellationToken cancellation)
     {
@@ -168,7 +205,7 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
             ? Task.CompletedTask
             : executor.RunAsync(() =>
             {
-                stale?.Run.Dispose();
+                stale?.Dispose();
                 run?.Dispose();
                 if (groups.TryRemove(sessionKey, out var ranks)) ranks.Dispose();
                 if (ncclWorlds.TryRemove(sessionKey, out var nccl)) nccl.Dispose();
@@ -203,7 +240,7 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
         foreach (var assignment in assignments.Values) AbortDataPlane(assignment, $"silo {silo.Name} is shutting down");
         foreach (var key in runs.Keys) CloseAsync(key).Wait(TimeSpan.FromSeconds(30));
         foreach (var job in parked.Keys)
-            if (parked.TryRemove(job, out var idle)) executor.RunAsync(idle.Run.Dispose).Wait(TimeSpan.FromSeconds(30));
+            if (parked.TryRemove(job, out var idle)) executor.RunAsync(idle.Dispose).Wait(TimeSpan.FromSeconds(30));
     }
 
     /// <summary>The data cache a silo uses: MOE_CACHE, else the repository's .cache, else ~/.cache/orleans-moe.</summary>

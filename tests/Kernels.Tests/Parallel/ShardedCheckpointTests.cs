@@ -12,11 +12,7 @@ namespace Orleans.MoE.Kernels.Tests.Parallel;
 /// </summary>
 public class ShardedCheckpointTests
 {
-    static JobConfig Job(int expertParallel)
-    {
-        var config = TinyJobs.Load("tiny-pr-moe", 9);
-        return config with { Moe = config.Moe with { RoutingGroupTokens = 256 }, Parallel = new ParallelConfig { ExpertParallel = expertParallel } };
-    }
+    static JobConfig Job(int expertParallel) => TinyJobs.ExpertParallel(9, expertParallel);
 
     [Fact]
     public void CheckpointOfFourExpertParallelRanksResumesOnTwoRanksAndOnOneProcess()

@@ -12,6 +12,13 @@ internal static class TinyJobs
 
     public static JobConfig Load(string name, int steps) => Shorten(JobConfig.Load(Path.Combine(RepositoryRoot, "configs", name + ".json")), steps);
 
+    /// <summary>tiny-pr-moe with routing groups of 256 tokens (whole groups per rank) and an expert-parallel size (0: the world).</summary>
+    public static JobConfig ExpertParallel(int steps, int expertParallel)
+    {
+        var config = Load("tiny-pr-moe", steps);
+        return config with { Moe = config.Moe with { RoutingGroupTokens = 256 }, Parallel = new ParallelConfig { ExpertParallel = expertParallel } };
+    }
+
     public static JobConfig Shorten(JobConfig config, int steps) => config with
     {
         Device = "cpu",
