@@ -14,9 +14,13 @@ public static class LoadBalancingLoss
     public static Tensor Compute(Tensor probs, Tensor routed, int groups, int topK)
     {
         long e = probs.shape[1], g = probs.shape[0] / groups;
-        var meanProb = probs.view(groups, g, e).mean([1]);
-        // mean over groups of E · Σₑ meanProb · routed / (g · choices counted), with the constants folded into one scale.
-        double scale = (double)e / ((double)groups * g * (topK <= 2 ? 1 : topK));
-        return (meanProb * routed.to_type(probs.dtype)).sum() * scale;
+        // mean over groups of E · Σₑ meanₜ(p) · routed / choices counted = Σ over every probability of p · routed · scale,
+        // with the scale folded into the counts as they become floats: three kernels (and one for the backward).
+        double scale = (double)e / ((double)groups * g * g * (topK <= 2 ? 1 : topK));
+        // An integer tensor times a double is a float32 tensor (the probabilities' dtype) in one kernel.
+        var weighted = routed.mul(scale);
+        if (weighted.dtype != probs.dtype) weighted = weighted.to_type(probs.dtype);
+        weighted = weighted.unsqueeze(1);
+        return (probs.view(groups, g, e) * weighted).sum();
     }
 }

@@ -39,15 +39,16 @@ public static class ScanRouter
         Tensor? ends = null;
         long? packedRows = null;
         var layout = ExpertBufferLayout.Padded;
-        Tensor? keep = null;
+        bool dropsTokens = false;
         if (settings.DropTokens)
         {
             capacity = Routing.Capacity.Compute(g, e, k, training ? settings.CapacityFactor : settings.EvalCapacityFactor, settings.MinCapacity, settings.CapacityAlignment);
-            keep = slot.lt(capacity);
-            var kept = gates * keep;
+            dropsTokens = true;
+            var dropped = slot.ge(capacity);
+            var kept = gates.masked_fill(dropped, 0);
             weights = k == 1 ? kept : kept / kept.sum(1, keepdim: true).clamp_min(1.1920929e-07);
             long rows = (long)e * groups * capacity;
-            destination = torch.where(keep, PaddedRow(chosen, slot, groups, g, capacity), torch.full_like(slot, rows)).flatten();
+            destination = PaddedRow(chosen, slot, groups, g, capacity).masked_fill_(dropped, rows).flatten();
         }
         else
         {
@@ -114,7 +115,7 @@ public static class ScanRouter
             SegmentEnds = ends,
             PackedRows = packedRows,
             LoadSource = () => counts.sum(dim: 0),
-            KeptSource = () => keep is null ? counts.sum(dim: 0) : counts.clamp_max(capacity).sum(dim: 0),
+            KeptSource = () => !dropsTokens ? counts.sum(dim: 0) : counts.clamp_max(capacity).sum(dim: 0),
             AuxLossSource = () => LoadBalancingLoss.Compute(probs,
                 k == 2 ? nn.functional.one_hot(chosen.select(1, 0).view(groups, g), e).sum(1) : counts, groups, k),
             ZLossSource = () => logits.logsumexp(-1).square().mean(),
@@ -145,7 +146,8 @@ public static class ScanRouter
 
     static Tensor PaddedRow(Tensor chosen, Tensor slot, int groups, int g, int capacity)
     {
-        var row = chosen * ((long)groups * capacity) + slot;
+        // slot + (groups·C)·chosen in one kernel.
+        var row = slot.add(chosen, (long)groups * capacity);
         return groups == 1 ? row : row + GroupOf(chosen.shape[0], g, chosen.device).unsqueeze(1) * capacity;
     }
 
