@@ -149,6 +149,44 @@ public class ElasticScalingTests
     }
 
     [Fact]
+    public async Task AJoiningSiloLostWhileTheJobGrowsRollsTheJobBackAndEveryStepStillRunsOnce()
+    {
+        var tiny = WholeRoutingGroups(TinyConfigs.Load("tiny-pr-moe", steps: 12));
+        var config = tiny with { Training = tiny.Training with { CheckpointInterval = 2 } };
+        var expected = OneProcessLosses(config, resumeFrom: null);
+
+        await using var elastic = await ElasticCluster.StartAsync(2);
+        var cluster = elastic.Client.GetGrain<IClusterGrain>(IClusterGrain.Key);
+        string jobId = await cluster.Submit(new JobSubmission
+        {
+            ConfigJson = config.ToJson(),
+            OutputDirectory = TinyConfigs.TempDirectory(),
+            ChunkSteps = 2,
+            Replicas = 2,
+            Scaling = new ScalingPolicy { OnJoin = GrowthPolicy.Grow, MaxReplicas = 4 },
+        });
+        await JobPolling.Until(elastic.Client, jobId, s => s.Status == JobStatus.Running && s.Step >= 2, Deadline);
+        string third = await elastic.AddSiloAsync(), fourth = await elastic.AddSiloAsync();
+        // Killed as soon as the 4-rank plan exists: usually while the ranks prepare and the two old ones hand their
+        // state over (the joiners block on it), else just after. Either way the job must roll back to a checkpoint:
+        // the old ranks' parked runs went with the failed generation.
+        await JobPolling.Until(elastic.Client, jobId, s => s.Plan?.Members.Count == 4 || s.Status.IsFinal(), Deadline);
+        await elastic.KillSiloAsync(fourth);
+        var state = await JobPolling.Until(elastic.Client, jobId, s => s.Status.IsFinal(), Deadline);
+
+        Assert.True(state.Status == JobStatus.Completed, $"job ended {state.Status}: {state.Error}\n{string.Join('\n', state.Notices)}");
+        Assert.DoesNotContain(fourth, state.Plan!.Members.Select(m => m.Silo));
+        var lost = Assert.Single(state.GenerationChanges, c => c.Reason.Contains($"lost silo {fourth}", StringComparison.Ordinal)
+            || c.Reason.StartsWith("the coordinator was re-activated", StringComparison.Ordinal));
+        Assert.False(lost.OverDataPlane);
+        Assert.Equal(0, lost.ResumedAtStep % 2);
+        // Every step exactly once, with the losses of a run that never rescaled.
+        AssertLosses(expected, state.Losses);
+        TestContext.Current.TestOutputHelper?.WriteLine(
+            $"killed {fourth} as the job grew onto it and {third}: {string.Join(" | ", state.GenerationChanges.Select(c => $"{c.FromRanks} → {c.ToRanks} at step {c.ResumedAtStep} ({c.Reason}; rolled back {c.StepsRolledBack}; stepping {c.SecondsUntilStepping:F2} s after the coordinator noticed)"))}");
+    }
+
+    [Fact]
     public async Task KillingASiloMidRunRollsBackToTheLastCheckpointAndRunsEveryLaterStepExactlyOnce()
     {
         // 12 steps: the job cannot finish between the test seeing step 3 and the kill, even on starved cores.

@@ -64,6 +64,13 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
                 if (handoff is not null) handoffs[assignment.SessionKey] = (handoff.BytesReceived, handoff.Seconds);
                 return created;
             }
+            catch
+            {
+                // A failed open (an aborted group, say) leaves no session for a Stop to close: drop its groups here.
+                if (groups.TryRemove(assignment.SessionKey, out var joined)) joined.Dispose();
+                if (ncclWorlds.TryRemove(assignment.SessionKey, out var nccl)) nccl.Dispose();
+                throw;
+            }
             finally
             {
                 previous?.Dispose();
