@@ -1,13 +1,6 @@
 """Times the expert GEMMs of the first TARGETS.md row in PyTorch, beside the C# breakdown (same machine, same run)."""
 import torch
-
-def median_ms(fn, warmup=5, iters=20):
-    times = []
-    for i in range(warmup + iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record(); fn(); end.record(); torch.cuda.synchronize()
-        if i >= warmup: times.append(start.elapsed_time(end))
-    return sorted(times)[len(times) // 2]
+from cuda_timing import median_ms
 
 E, C, M, F = 16, 1280, 2048, 8192
 buf = torch.randn(E, C, M, device="cuda", dtype=torch.bfloat16)

@@ -2,15 +2,8 @@
 both and lists the backward's kernels. Usage: python3 bench/python/grouped_mm_autograd.py
 """
 import torch
+from cuda_timing import median_ms
 from torch.profiler import profile, ProfilerActivity
-
-def median_ms(fn, warmup=5, iters=20):
-    times = []
-    for i in range(warmup + iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record(); fn(); end.record(); torch.cuda.synchronize()
-        if i >= warmup: times.append(start.elapsed_time(end))
-    return sorted(times)[len(times) // 2]
 
 for name, rows, M, F, E in [("T16384-E16-k1", 16384, 2048, 8192, 16), ("T4096-E32-k1", 4096, 1024, 4096, 32)]:
     r = rows // E

@@ -6,14 +6,7 @@ preferred B operand), with equal groups of T*k/E rows, beside a dense matmul of 
 Usage: python3 bench/python/grouped_mm_layout.py  (prints one line per shape and variant, medians of 20 after 5).
 """
 import torch
-
-def median_ms(fn, warmup=5, iters=20):
-    times = []
-    for i in range(warmup + iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record(); fn(); end.record(); torch.cuda.synchronize()
-        if i >= warmup: times.append(start.elapsed_time(end))
-    return sorted(times)[len(times) // 2]
+from cuda_timing import median_ms
 
 SHAPES = [("T16384-E16-k1", 16384, 2048, 8192, 16, 1), ("T16384-E64-k1", 16384, 2048, 8192, 64, 1),
           ("T16384-E16-k2", 16384, 2048, 8192, 16, 2), ("T4096-E32-k1", 4096, 1024, 4096, 32, 1),

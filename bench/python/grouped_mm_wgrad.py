@@ -3,14 +3,7 @@ against the weight gradient (a grouped GEMM whose groups run along K), beside a 
 weight gradient with equal groups. Usage: python3 bench/python/grouped_mm_wgrad.py
 """
 import torch
-
-def median_ms(fn, warmup=5, iters=20):
-    times = []
-    for i in range(warmup + iters):
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record(); fn(); end.record(); torch.cuda.synchronize()
-        if i >= warmup: times.append(start.elapsed_time(end))
-    return sorted(times)[len(times) // 2]
+from cuda_timing import median_ms
 
 for name, rows, M, F, E in [("T16384-E16-k1", 16384, 2048, 8192, 16), ("T16384-E64-k1", 16384, 2048, 8192, 64),
                             ("T4096-E32-k1", 4096, 1024, 4096, 32)]:

@@ -27,15 +27,7 @@ public class ElasticScalingTests
 
         await using var elastic = await ElasticCluster.StartAsync(2);
         var cluster = elastic.Client.GetGrain<IClusterGrain>(IClusterGrain.Key);
-        string jobId = await cluster.Submit(new JobSubmission
-        {
-            ConfigJson = config.ToJson(),
-            OutputDirectory = TinyConfigs.TempDirectory(),
-            ChunkSteps = 2,
-            Replicas = 2,
-            Scaling = new ScalingPolicy { OnJoin = GrowthPolicy.Grow, MaxReplicas = 4 },
-        });
-        await JobPolling.Until(elastic.Client, jobId, s => s.Status == JobStatus.Running && s.Step >= 2, Deadline);
+        string jobId = await StartGrowingJob(elastic, config);
         var joining = Stopwatch.StartNew();
         // One at a time: with the first alone the job stays on 2 ranks (3 do not split the batch of 16), with both it grows.
         string third = await elastic.AddSiloAsync(), fourth = await elastic.AddSiloAsync();
@@ -156,16 +148,7 @@ public class ElasticScalingTests
         var expected = OneProcessLosses(config, resumeFrom: null);
 
         await using var elastic = await ElasticCluster.StartAsync(2);
-        var cluster = elastic.Client.GetGrain<IClusterGrain>(IClusterGrain.Key);
-        string jobId = await cluster.Submit(new JobSubmission
-        {
-            ConfigJson = config.ToJson(),
-            OutputDirectory = TinyConfigs.TempDirectory(),
-            ChunkSteps = 2,
-            Replicas = 2,
-            Scaling = new ScalingPolicy { OnJoin = GrowthPolicy.Grow, MaxReplicas = 4 },
-        });
-        await JobPolling.Until(elastic.Client, jobId, s => s.Status == JobStatus.Running && s.Step >= 2, Deadline);
+        string jobId = await StartGrowingJob(elastic, config);
         string third = await elastic.AddSiloAsync(), fourth = await elastic.AddSiloAsync();
         // Killed as soon as the 4-rank plan exists: usually while the ranks prepare and the two old ones hand their
         // state over (the joiners block on it), else just after. Either way the job must roll back to a checkpoint:
@@ -229,6 +212,21 @@ public class ElasticScalingTests
         TestContext.Current.TestOutputHelper?.WriteLine(
             $"killed {victim} at step ≥ {running.Step}: rolled back {change.StepsRolledBack} steps to step {change.ResumedAtStep}; the 1-rank plan was stepping " +
             $"{change.SecondsUntilStepping:F2} s after the coordinator noticed the loss and {recovered.TotalSeconds:F2} s after the kill");
+    }
+
+    /// <summary>A job on the cluster's 2 silos that grows to 4 when silos join (chunks of 2 steps), once it has run 2 steps.</summary>
+    static async Task<string> StartGrowingJob(ElasticCluster elastic, JobConfig config)
+    {
+        string jobId = await elastic.Client.GetGrain<IClusterGrain>(IClusterGrain.Key).Submit(new JobSubmission
+        {
+            ConfigJson = config.ToJson(),
+            OutputDirectory = TinyConfigs.TempDirectory(),
+            ChunkSteps = 2,
+            Replicas = 2,
+            Scaling = new ScalingPolicy { OnJoin = GrowthPolicy.Grow, MaxReplicas = 4 },
+        });
+        await JobPolling.Until(elastic.Client, jobId, s => s.Status == JobStatus.Running && s.Step >= 2, Deadline);
+        return jobId;
     }
 
     static JobConfig WholeRoutingGroups(JobConfig tiny) =>

@@ -39,11 +39,9 @@ public static class ScanRouter
         Tensor? ends = null;
         long? packedRows = null;
         var layout = ExpertBufferLayout.Padded;
-        bool dropsTokens = false;
         if (settings.DropTokens)
         {
             capacity = Routing.Capacity.Compute(g, e, k, training ? settings.CapacityFactor : settings.EvalCapacityFactor, settings.MinCapacity, settings.CapacityAlignment);
-            dropsTokens = true;
             var dropped = slot.ge(capacity);
             var kept = gates.masked_fill(dropped, 0);
             weights = k == 1 ? kept : kept / kept.sum(1, keepdim: true).clamp_min(1.1920929e-07);
@@ -115,7 +113,7 @@ public static class ScanRouter
             SegmentEnds = ends,
             PackedRows = packedRows,
             LoadSource = () => counts.sum(dim: 0),
-            KeptSource = () => !dropsTokens ? counts.sum(dim: 0) : counts.clamp_max(capacity).sum(dim: 0),
+            KeptSource = () => !settings.DropTokens ? counts.sum(dim: 0) : counts.clamp_max(capacity).sum(dim: 0),
             AuxLossSource = () => LoadBalancingLoss.Compute(probs,
                 k == 2 ? nn.functional.one_hot(chosen.select(1, 0).view(groups, g), e).sum(1) : counts, groups, k),
             ZLossSource = () => logits.logsumexp(-1).square().mean(),

@@ -56,7 +56,7 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
                 {
                     OutputDirectory = assignment.OutputDirectory,
                     CacheDirectory = cacheDirectory,
-                    ResumeFrom = handoff is null ? assignment.ResumeFrom : null,
+                    ResumeFrom = assignment.ResumeFrom,
                     StopAfter = assignment.StopAfter,
                     Device = device,
                     Handoff = handoff,
@@ -103,12 +103,11 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
     IRunHandoff HandoffFor(ReplicaAssignment assignment, ExecutionPlan from, ParkedRun? previous)
     {
         if (previous?.Staged is { } staged) return staged;
-        var previousRankOf = assignment.Plan.Members.Select(m => from.Members.FirstOrDefault(p => p.Silo == m.Silo)?.Rank ?? -1).ToArray();
+        var previousRankOf = RanksIn(assignment.Plan, from);
         int was = previousRankOf[assignment.Rank];
         if (was >= 0 && previous is null)
             throw new InvalidOperationException($"silo {silo.Name} was rank {was} of generation {from.Generation} of job {assignment.JobId} but has no run of it parked to hand off");
-        var layout = new ParallelLayout(from.Members.Count, from.MaxExpertParallel, from.NodeSize, from.HierarchicalAllToAll);
-        return new GenerationHandoff(was >= 0 ? previous!.Run : null, layout, previousRankOf);
+        return new GenerationHandoff(was >= 0 ? previous!.Run : null, LayoutOf(from), previousRankOf);
     }
 
     public Task ParkAsync(string sessionKey, ExecutionPlan? next)
@@ -144,12 +143,16 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
 
     static StagedHandoff? Stage(ReplicaAssignment assignment, TrainingRun run, RankGroups? ranks, ExecutionPlan next)
     {
-        var plan = assignment.Plan;
         if (ranks is null) throw new InvalidOperationException($"session {assignment.SessionKey} is one rank: there is no job to shrink");
-        var nextRankOf = plan.Members.OrderBy(m => m.Rank).Select(m => next.Members.FirstOrDefault(n => n.Silo == m.Silo)?.Rank ?? -1).ToArray();
-        var layout = next.Members.Count == 1 ? ParallelLayout.Single : new ParallelLayout(next.Members.Count, next.MaxExpertParallel, next.NodeSize, next.HierarchicalAllToAll);
-        return StagedHandoff.Stage(run, ranks, layout, nextRankOf);
+        return StagedHandoff.Stage(run, ranks, LayoutOf(next), RanksIn(assignment.Plan, next));
     }
+
+    /// <summary>For each rank of <paramref name="plan"/>, the rank its silo has in <paramref name="other"/>, or −1.</summary>
+    static int[] RanksIn(ExecutionPlan plan, ExecutionPlan other) =>
+        Enumerable.Range(0, plan.Members.Count).Select(rank => other.Members.FirstOrDefault(m => m.Silo == plan.Member(rank).Silo)?.Rank ?? -1).ToArray();
+
+    /// <summary>Which rank of a plan holds which experts (the engine's arithmetic for the plan's groups).</summary>
+    static ParallelLayout LayoutOf(ExecutionPlan plan) => new(plan.Members.Count, plan.MaxExpertParallel, plan.NodeSize, plan.HierarchicalAllToAll);
 
     /// <summary>A job's run of a previous generation (and, when it shrank, the state staged for the next), on this device.</summary>
     sealed record ParkedRun(long Generation, TrainingRun Run, StagedHandoff? Staged = null) : IDisposable
@@ -227,8 +230,7 @@ public sealed class TrainingSessions(DeviceExecutor executor, SiloIdentity silo,
         int deviceIndex = TorchRuntime.ResolveDevice(device).index is var i and >= 0 ? i : 0;
         var world = DataPlaneWorld.Join(plan.DataPlane, DataPlaneKey(assignment), plan.Members.Count, assignment.Rank, assignment.DataPlaneId, deviceIndex);
         if (world is NcclCommunicator nccl) ncclWorlds[assignment.SessionKey] = nccl;
-        var layout = new ParallelLayout(plan.Members.Count, plan.MaxExpertParallel, plan.NodeSize, plan.HierarchicalAllToAll);
-        return RankGroups.ForJob(world, config, layout);
+        return RankGroups.ForJob(world, config, LayoutOf(plan));
     }
 
     /// <summary>One group per job and plan generation: a new generation (new members) never meets an old one's ranks.</summary>
