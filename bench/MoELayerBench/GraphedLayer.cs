@@ -1,10 +1,15 @@
 using Orleans.MoE.Kernels.Layers;
+using Orleans.MoE.Kernels.Native;
 using static TorchSharp.torch;
 
 namespace Orleans.MoE.Bench;
 
-/// <summary>The project's MoE layer as CUDA graphs (<see cref="GraphedMoELayer"/>): one launch forward, one backward.</summary>
-public sealed class GraphedLayer(MoELayer layer, string mode, long[] shape, ScalarType dtype, Device device) : IBenchLayer, IDisposable
+/// <summary>
+/// The project's MoE layer as CUDA graphs (<see cref="GraphedMoELayer"/>): one launch forward, one backward. With
+/// <paramref name="fusedRouting"/> false the graphs are captured with TorchSharp's routing operations instead of the
+/// fused routing kernels, for a comparison in the same run.
+/// </summary>
+public sealed class GraphedLayer(MoELayer layer, string mode, long[] shape, ScalarType dtype, Device device, bool fusedRouting = true) : IBenchLayer, IDisposable
 {
     readonly GraphedMoELayer graphed = new(layer, shape, dtype, device);
 
@@ -16,8 +21,17 @@ public sealed class GraphedLayer(MoELayer layer, string mode, long[] shape, Scal
 
     public LayerResult Forward(Tensor x)
     {
-        var (output, aux) = graphed.Forward(x);
-        return new LayerResult(output, aux, graphed.Chosen, graphed.Weights);
+        bool enabled = RoutingKernels.Enabled;
+        RoutingKernels.Enabled = enabled && fusedRouting;
+        try
+        {
+            var (output, aux) = graphed.Forward(x);
+            return new LayerResult(output, aux, graphed.Chosen, graphed.Weights);
+        }
+        finally
+        {
+            RoutingKernels.Enabled = enabled;
+        }
     }
 
     public void Dispose() => graphed.Dispose();

@@ -10,6 +10,7 @@ using static TorchSharp.torch;
 
 // Benchmarks one MoE layer (forward, forward+backward, decode) for the reference and the optimised path.
 // Usage: MoELayerBench [--device auto|cpu|cuda] [--iterations 20] [--warmup 5] [--out bench/results] [--rows all|small]
+//        MoELayerBench --device cuda --check-kernels      (the fused routing kernels against TorchSharp's operations)
 //        MoELayerBench --ranks N [--hierarchical --node-size 2] ...   (expert parallelism: one rank per GPU, or CPU threads)
 var options = args.Select((a, i) => (a, i)).Where(p => p.a.StartsWith("--", StringComparison.Ordinal))
     .ToDictionary(p => p.a[2..], p => p.i + 1 < args.Length ? args[p.i + 1] : "");
@@ -40,6 +41,8 @@ if (options.ContainsKey("probe-backward"))
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"torchsharp: (x*2).sum().backward() on [512,1024]: median {backwardMs:F3} ms; forward only {forwardMs:F3} ms"));
     return 0;
 }
+if (options.ContainsKey("check-kernels"))
+    return RoutingKernelCheck.Run(device) ? 0 : 1;
 if (options.TryGetValue("profile", out var profiled))
 {
     // For a kernel profiler (ncu --graph-profiling node): the graphed layer of one shape, capacity then dropless, two
@@ -81,6 +84,9 @@ if (gpu)
     Console.WriteLine(CudaGraphLibrary.Available
         ? $"CUDA helper loaded; grouped GEMM row alignment {GroupedExpertGemm.RowAlignment(probe)} (0: unavailable)"
         : $"CUDA helper unavailable: {CudaGraphLibrary.Problem}");
+    // The fused routing kernels are checked against TorchSharp's operations before anything is timed.
+    if (RoutingKernels.Problem(device) is { } routingProblem) Console.WriteLine($"routing kernels unavailable: {routingProblem}");
+    else if (!RoutingKernelCheck.Run(device)) return 1;
 }
 var rows = new List<Dictionary<string, object>>();
 var markdown = new StringBuilder();
@@ -118,6 +124,8 @@ foreach (var (target, peerMs, targetMs) in BenchShape.Targets)
         (() => new GraphedLayer(droplessLayer, "dropless", inputShape, dtype, device), droplessLayer),
         (() => new GraphedLayer(capacityBf16Router, "capacity 1.25, bf16 router", inputShape, dtype, device), capacityBf16Router),
         (() => new GraphedLayer(droplessBf16Router, "dropless, bf16 router", inputShape, dtype, device), droplessBf16Router),
+        (() => new GraphedLayer(capacityBf16Router, "capacity 1.25, bf16 router, TorchSharp routing", inputShape, dtype, device, fusedRouting: false), capacityBf16Router),
+        (() => new GraphedLayer(droplessBf16Router, "dropless, bf16 router, TorchSharp routing", inputShape, dtype, device, fusedRouting: false), droplessBf16Router),
     ];
     double referenceMs = double.NaN;
     foreach (var (make, owner) in variants)

@@ -37,14 +37,17 @@ public sealed class TokenExchangeFunction : autograd.SingleTensorFunction<TokenE
     // runs on the thread that called Tensor.backward(), so the failure waits here for that thread to rethrow it.
     [ThreadStatic] static ExceptionDispatchInfo? backwardFailure;
 
-    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradient)
+    public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradient) =>
+        BackwardLifetimes.Run([gradient], () => Backward(ctx, gradient));
+
+    static List<Tensor?> Backward(autograd.AutogradContext ctx, Tensor gradient)
     {
         var exchange = (ITokenExchange)ctx.get_data(ExchangeKey);
         var send = (long[])ctx.get_data(SendKey);
         try
         {
-            if (send.Length == 0) return [exchange.Exchange(gradient), null!];
-            return [exchange.Exchange(gradient, (long[])ctx.get_data(ReceiveKey), send), null!, null!, null!];
+            if (send.Length == 0) return [exchange.Exchange(gradient), null];
+            return [exchange.Exchange(gradient, (long[])ctx.get_data(ReceiveKey), send), null, null, null];
         }
         catch (CommunicatorAbortedException e)
         {
@@ -53,7 +56,7 @@ public sealed class TokenExchangeFunction : autograd.SingleTensorFunction<TokenE
             backwardFailure ??= ExceptionDispatchInfo.Capture(e);
             long[] shape = [send.Length == 0 ? gradient.shape[0] : send.Sum(), .. gradient.shape[1..]];
             var zeros = torch.zeros(shape, gradient.dtype, gradient.device);
-            return send.Length == 0 ? [zeros, null!] : [zeros, null!, null!, null!];
+            return send.Length == 0 ? [zeros, null] : [zeros, null, null, null];
         }
     }
 

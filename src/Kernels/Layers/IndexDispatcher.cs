@@ -1,3 +1,4 @@
+using Orleans.MoE.Kernels.Native;
 using Orleans.MoE.Kernels.Routing;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -11,7 +12,8 @@ namespace Orleans.MoE.Kernels.Layers;
 /// assignments write to the spare row past the end, which is cut off, and read a real row with weight 0, so neither
 /// side needs a mask. Both backwards are gathers (<see cref="RowGather"/>): the combine's gives an empty buffer row
 /// another row's gradient, which reaches no weight because an empty row's input is zero and experts have no biases
-/// (GELU(0·W₁) = 0, so it adds nothing to either weight's gradient), and its input gradient is never read.
+/// (GELU(0·W₁) = 0, so it adds nothing to either weight's gradient), and its input gradient is never read. On a GPU
+/// both directions are one kernel each way instead (<see cref="FusedDispatch"/>, <see cref="FusedCombine"/>).
 /// </summary>
 public static class IndexDispatcher
 {
@@ -19,6 +21,11 @@ public static class IndexDispatcher
     public static Tensor Dispatch(Tensor tokens, RoutingTable table)
     {
         long m = tokens.shape[1], rows = table.BufferRows;
+        if (RoutingKernels.SupportsRows(tokens))
+        {
+            var fused = FusedDispatch.Apply(tokens, table.RowSource, table.Destination, table.TopK, rows);
+            return table.Layout == ExpertBufferLayout.Padded ? fused.view(table.ExpertCount, rows / table.ExpertCount, m) : fused;
+        }
         if (table.Layout == ExpertBufferLayout.Packed && rows == table.Destination.shape[0])
             return RowGather.Apply(PerChoice(tokens, table.TopK), table.RowSource, () => table.Destination);
         var buffer = tokens.new_zeros(rows + 1, m).index_copy_(0, table.Destination, PerChoice(tokens, table.TopK)).narrow(0, 0, rows);
@@ -29,6 +36,8 @@ public static class IndexDispatcher
     public static Tensor Combine(Tensor expertOutput, RoutingTable table, long tokens)
     {
         long m = expertOutput.shape[^1], rows = table.BufferRows;
+        if (RoutingKernels.SupportsRows(expertOutput))
+            return FusedCombine.Apply(expertOutput.reshape(rows, m), table.Weights, table.RowSource, table.Destination, tokens, table.TopK);
         var gathered = RowGather.Apply(expertOutput.reshape(rows, m), table.Destination.clamp_max(rows - 1), () => table.RowSource);
         return Weighted(gathered, table.Weights, tokens, table.TopK);
     }

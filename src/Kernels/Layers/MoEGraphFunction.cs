@@ -26,6 +26,9 @@ public sealed class MoEGraphFunction : autograd.MultiTensorFunction<MoEGraphFunc
     {
         var layer = (GraphedMoELayer)ctx.get_data(LayerKey);
         var (input, router) = layer.RunBackward(grad_outputs[0], grad_outputs[1]);
+        // The incoming gradients are copied into the graph's tensors: their wrappers (TorchSharp's, disposed by nobody)
+        // would hold GPU memory until a garbage collection. The returned ones are the graph's own and stay.
+        foreach (var gradient in grad_outputs) gradient.Dispose();
         return [input, null!, router];
     }
 }

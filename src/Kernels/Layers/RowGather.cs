@@ -27,5 +27,5 @@ public sealed class RowGather : autograd.SingleTensorFunction<RowGather>
     }
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, Tensor gradient) =>
-        [gradient.index_select(0, ctx.get_saved_variables()[0]), null!, null!];
+        BackwardLifetimes.Run([gradient], () => [gradient.index_select(0, ctx.get_saved_variables()[0]), null, null]);
 }

@@ -33,6 +33,12 @@ public static partial class CudaDriver
     [LibraryImport(Library)] public static partial int cuEventQuery(IntPtr cudaEvent);
     [LibraryImport(Library)] public static partial int cuEventDestroy_v2(IntPtr cudaEvent);
     [LibraryImport(Library)] private static partial int cuGetErrorString(int result, out IntPtr text);
+    [LibraryImport(Library)] private static partial int cuDeviceGetAttribute(out int value, int attribute, int device);
+    [LibraryImport(Library)] public static partial int cuModuleLoadData(out IntPtr module, IntPtr image);
+    [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)] public static partial int cuModuleGetFunction(out IntPtr function, IntPtr module, string name);
+    [LibraryImport(Library)]
+    public static unsafe partial int cuLaunchKernel(IntPtr function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
+        uint sharedMemoryBytes, IntPtr stream, void** parameters, void** extra);
 
     /// <summary>CU_EVENT_DISABLE_TIMING: events only mark completion, which makes recording them cheaper.</summary>
     public const uint EventWithoutTiming = 2;
@@ -52,6 +58,16 @@ public static partial class CudaDriver
 
     /// <summary>Makes <paramref name="ordinal"/>'s primary context current on the calling thread.</summary>
     public static void MakeCurrent(int ordinal) => Check(cuCtxSetCurrent(PrimaryContext(ordinal)), "cuCtxSetCurrent");
+
+    /// <summary>The device's compute capability as one number (9.0 → 90), which names its cubin architecture.</summary>
+    public static int ComputeCapability(int ordinal)
+    {
+        Check(Initialised.Value, "cuInit");
+        Check(cuDeviceGet(out int device, ordinal), "cuDeviceGet");
+        Check(cuDeviceGetAttribute(out int major, 75, device), "cuDeviceGetAttribute");
+        Check(cuDeviceGetAttribute(out int minor, 76, device), "cuDeviceGetAttribute");
+        return major * 10 + minor;
+    }
 
     public static void Check(int result, string what)
     {

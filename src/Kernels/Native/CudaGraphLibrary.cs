@@ -28,6 +28,15 @@ public static class CudaGraphLibrary
     internal static unsafe string LastError() =>
         Marshal.PtrToStringUTF8(((delegate* unmanaged<IntPtr>)Export("moe_graph_last_error"))()) ?? "unknown error";
 
+    /// <summary>
+    /// The stream libtorch runs on for <paramref name="ordinal"/> from this thread (a graph's capture stream while one is
+    /// captured, the stream autograd picked inside a backward); the legacy default stream, TorchSharp's, without the helper.
+    /// </summary>
+    internal static unsafe IntPtr CurrentStream(int ordinal) =>
+        Available ? ((delegate* unmanaged<int, IntPtr>)CurrentStreamEntry.Value)(ordinal) : CudaDriver.DefaultStream;
+
+    static readonly Lazy<IntPtr> CurrentStreamEntry = new(() => Export("moe_current_stream"));
+
     internal static IntPtr Export(string name) =>
         Available ? NativeLibrary.GetExport(Loaded.Value.Handle, name) : throw new InvalidOperationException($"CUDA graphs are unavailable: {Problem}");
 
@@ -41,7 +50,7 @@ public static class CudaGraphLibrary
             return (IntPtr.Zero, $"no PyTorch C++ headers at {include}");
         var cuda = CudaRuntimeFiles(lib);
         if (cuda is null) return (IntPtr.Zero, "no CUDA runtime and cuBLAS headers and libraries (cuda_runtime_api.h, cublas_v2.h, libcudart, libcublas) next to PyTorch or in CUDA_HOME");
-        string source = ReadSource();
+        string source = EmbeddedSource.Read(Source);
         string hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(source + "\n" + Path.GetFullPath(lib) + "\n" + File.GetLastWriteTimeUtc(Path.Combine(lib, "libtorch_cuda.so")).Ticks)))[..16].ToLowerInvariant();
         string folder = Path.Combine(CacheDirectory.Default(), "native");
         string built = Path.Combine(folder, $"cuda-graph-{hash}.so");
@@ -58,14 +67,6 @@ public static class CudaGraphLibrary
         {
             return (IntPtr.Zero, $"{built} does not load: {e.Message}");
         }
-    }
-
-    static string ReadSource()
-    {
-        var assembly = typeof(CudaGraphLibrary).Assembly;
-        string name = assembly.GetManifestResourceNames().Single(n => n.EndsWith(Source, StringComparison.Ordinal));
-        using var reader = new StreamReader(assembly.GetManifestResourceStream(name)!);
-        return reader.ReadToEnd();
     }
 
     /// <summary>

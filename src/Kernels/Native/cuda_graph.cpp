@@ -179,6 +179,10 @@ void moe_graph_destroy(void* g) { delete static_cast<Graph*>(g); }
 // before a capture) are cached for that stream alone; without this they stay reserved and unusable elsewhere.
 int moe_release_cached_memory() { return guarded([] { c10::cuda::CUDACachingAllocator::emptyCache(); }); }
 
+// The stream ATen's operations on `device` run on from this thread now (a graph's capture stream while capturing,
+// the stream autograd chose inside a backward): where kernels launched through the driver API must go too.
+void* moe_current_stream(int device) { return c10::cuda::getCurrentCUDAStream(device).stream(); }
+
 // y[i] = x[i] · w[experts[i]] for every row i: x [n, K], w [E, K, N], y [n, N] (contiguous, one floating dtype),
 // experts [n] int64 on the device. One batched cuBLAS GEMM over pointer arrays that ATen operations compute on the
 // device, so the chosen experts' weights are read where they lie (no gathered copy) and nothing is read back to the

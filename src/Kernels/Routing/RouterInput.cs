@@ -10,6 +10,8 @@ public static class RouterInput
 
     /// <summary>x·Wᵀ for an input from <see cref="Of"/>, in the input's accumulation type (fp32 for bf16; a no-op when
     /// the input already is one).</summary>
-    public static Tensor Logits(Tensor input, Tensor weight) =>
-        nn.functional.linear(input, weight.to_type(input.dtype)).to_type(input.AccumulationType());
+    public static Tensor Logits(Tensor input, Tensor weight) => Product(input, weight).to_type(input.AccumulationType());
+
+    /// <summary>x·Wᵀ in the input's dtype (a fused gate reads bf16 logits itself).</summary>
+    public static Tensor Product(Tensor input, Tensor weight) => nn.functional.linear(input, weight.to_type(input.dtype));
 }

@@ -77,8 +77,12 @@ public sealed class RoutingTable
     /// [BufferRows] int64: the (token · k + choice) each buffer row holds, 0 for an empty row — the inverse of
     /// <see cref="Destination"/>, which turns scatters into gathers.
     /// </summary>
-    public Tensor RowSource => rowSource ??= Destination.new_zeros(BufferRows + 1)
-        .index_copy_(0, Destination, torch.arange(Destination.shape[0], device: Destination.device)).narrow(0, 0, BufferRows);
+    public Tensor RowSource
+    {
+        get => rowSource ??= Destination.new_zeros(BufferRows + 1)
+            .index_copy_(0, Destination, torch.arange(Destination.shape[0], device: Destination.device)).narrow(0, 0, BufferRows);
+        init => rowSource = value;
+    }
 
     /// <summary>Rows in the expert buffer.</summary>
     public long BufferRows => Layout == ExpertBufferLayout.Padded ? (long)ExpertCount * Groups * Capacity : PackedRows ?? Destination.shape[0];

@@ -1,3 +1,4 @@
+using Orleans.MoE.Kernels.Native;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -23,6 +24,8 @@ public static class ScanRouter
         long n = x.shape[0];
         int g = (int)(n / groups), e = settings.Experts, k = settings.TopK;
         var (logits, probs, gates, chosen) = Gate(x, weight, settings);
+        if (groups == 1 && RouteWithKernel(settings, training, packDropless, roomForEveryToken, groupAlignment, logits, probs, gates, chosen) is { } fused)
+            return fused;
 
         // Choices ordered (group, choice rank, position): all first choices queue before any second choice.
         var ordered = k == 1 ? chosen.view(groups, g) : chosen.view(groups, g, k).transpose(1, 2).reshape(groups, (long)k * g);
@@ -116,9 +119,78 @@ public static class ScanRouter
             KeptSource = () => !settings.DropTokens ? counts.sum(dim: 0) : counts.clamp_max(capacity).sum(dim: 0),
             AuxLossSource = () => LoadBalancingLoss.Compute(probs,
                 k == 2 ? nn.functional.one_hot(chosen.select(1, 0).view(groups, g), e).sum(1) : counts, groups, k),
-            ZLossSource = () => logits.logsumexp(-1).square().mean(),
+            ZLossSource = () => ZLoss(logits),
         };
     }
+
+    /// <summary>
+    /// One routing group on a GPU: slots, buffer rows, counts and the buffer's row sources from one kernel
+    /// (<see cref="RoutingKernels.Slots"/>) instead of the one-hot scan's dozen. Null where the kernel does not apply:
+    /// no kernels here, or a dropless layout that reads the sizes back.
+    /// </summary>
+    static RoutingTable? RouteWithKernel(GateSettings settings, bool training, bool packDropless, bool roomForEveryToken, int groupAlignment,
+        Tensor logits, Tensor probs, Tensor gates, Tensor chosen)
+    {
+        long n = chosen.shape[0];
+        int e = settings.Experts, k = settings.TopK, capacity;
+        long rows;
+        var layout = ExpertBufferLayout.Padded;
+        if (settings.DropTokens)
+        {
+            capacity = Routing.Capacity.Compute((int)n, e, k, training ? settings.CapacityFactor : settings.EvalCapacityFactor, settings.MinCapacity, settings.CapacityAlignment);
+            rows = (long)e * capacity;
+        }
+        else if (roomForEveryToken)
+        {
+            capacity = (int)n;
+            rows = e * n;
+        }
+        else if (packDropless && groupAlignment > 0)
+        {
+            layout = ExpertBufferLayout.Packed;
+            capacity = 0;
+            rows = n * k + (long)(groupAlignment - 1) * e;
+        }
+        else
+        {
+            return null;
+        }
+        if (!RoutingKernels.SupportsSlots(chosen, e)) return null;
+        var slots = RoutingKernels.Slots(chosen, e, capacity, groupAlignment, rows);
+        Tensor weights;
+        if (settings.DropTokens)
+        {
+            var kept = gates.masked_fill(slots.Dropped!, 0);
+            weights = k == 1 ? kept : kept / kept.sum(1, keepdim: true).clamp_min(1.1920929e-07);
+        }
+        else
+        {
+            weights = k == 1 ? gates : gates / gates.sum(1, keepdim: true);
+        }
+        var all = slots.Counts[0];
+        var first = slots.Counts[1];
+        return new RoutingTable
+        {
+            Experts = chosen,
+            Destination = slots.Destination,
+            Weights = weights,
+            ExpertCount = e,
+            TopK = k,
+            Groups = 1,
+            Capacity = capacity,
+            Layout = layout,
+            SegmentEnds = slots.Ends,
+            PackedRows = layout == ExpertBufferLayout.Packed ? rows : null,
+            RowSource = slots.RowSource,
+            LoadSource = () => all,
+            KeptSource = () => settings.DropTokens ? all.clamp_max(capacity) : all,
+            AuxLossSource = () => LoadBalancingLoss.Compute(probs, (k <= 2 ? first : all).unsqueeze(0), 1, k),
+            ZLossSource = () => ZLoss(logits),
+        };
+    }
+
+    /// <summary>Mean squared log-sum-exp of the logits, in their accumulation type (the fused gate keeps bf16 logits).</summary>
+    static Tensor ZLoss(Tensor logits) => logits.to_type(logits.AccumulationType()).logsumexp(-1).square().mean();
 
     /// <summary>
     /// Dropless top-k without a mapping table: each token's k experts and combine weights (renormalised over the k
@@ -131,11 +203,18 @@ public static class ScanRouter
         return (k == 1 ? gates : gates / gates.sum(1, keepdim: true), chosen);
     }
 
-    /// <summary>Logits x·Wᵀ and their softmax in fp32, and the top-k of it.</summary>
+    /// <summary>Logits x·Wᵀ and their softmax in fp32, and the top-k of it: one fused kernel on a GPU (<see cref="FusedGate"/>).</summary>
     static (Tensor Logits, Tensor Probs, Tensor Gates, Tensor Chosen) Gate(Tensor x, Tensor weight, GateSettings settings)
     {
         int k = settings.TopK;
-        var logits = RouterInput.Logits(RouterInput.Of(x, settings), weight);
+        var input = RouterInput.Of(x, settings);
+        var product = RouterInput.Product(input, weight);
+        if (RoutingKernels.Supports(product, k))
+        {
+            var (fusedProbs, fusedGates, fusedChosen) = FusedGate.Apply(product, k);
+            return (product, fusedProbs, fusedGates, fusedChosen);
+        }
+        var logits = product.to_type(input.AccumulationType());
         var probs = logits.softmax(-1);
         // One choice is a max: one reduction where top-k launches a radix select (13 µs at 4k tokens on an H200).
         var (gates, chosen) = k == 1 ? probs.max(1, keepdim: true) : probs.topk(k, dim: 1);

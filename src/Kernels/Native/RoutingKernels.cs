@@ -1,0 +1,283 @@
+using System.Collections.Concurrent;
+using System.Security.Cryptography;
+using System.Text;
+using Orleans.MoE.Kernels.Data;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Orleans.MoE.Kernels.Native;
+
+/// <summary>
+/// The MoE layer's fused CUDA kernels (<c>routing.cu</c>, embedded: gate, slots, dispatch, combine): compiled by
+/// <see cref="Nvrtc"/> once per GPU architecture (the cubin is kept in the cache folder), loaded into each device's
+/// primary context and launched through the driver API on the stream libtorch runs on from the calling thread, so they
+/// take their place in captured CUDA graphs and in autograd's backward like any ATen kernel. Callers fall back to
+/// TorchSharp operations where <see cref="Supports"/>, <see cref="SupportsSlots"/> or <see cref="SupportsRows"/> say
+/// no (CPU, other dtypes, no NVRTC).
+/// </summary>
+public static unsafe class RoutingKernels
+{
+    const string Source = "routing.cu";
+    /// <summary>Threads per block of the one-warp-per-row kernels (8 rows a block).</summary>
+    const int WarpThreads = 256;
+    const int MaxSlotThreads = 1024;
+
+    /// <summary>A gate kernel's lane holds 8 experts in registers; the first slot pass keeps (warps + 1) ints per expert
+    /// in shared memory (256 experts: 33 KB of the 48 KB).</summary>
+    public const int MaxExperts = 256;
+
+    /// <summary>A gate kernel keeps its token's best k in registers.</summary>
+    public const int MaxTopK = 8;
+
+    static readonly ConcurrentDictionary<int, Lazy<Module>> Modules = new();
+
+    /// <summary>
+    /// False runs TorchSharp's operations instead, for comparisons in one process (the benchmark); the environment
+    /// variable MOE_NATIVE_ROUTING=0 sets it false at start.
+    /// </summary>
+    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("MOE_NATIVE_ROUTING") != "0";
+
+    static readonly string[] Functions =
+    [
+        "gate_forward_f32", "gate_forward_bf16", "gate_backward_f32", "gate_backward_bf16", "route_ranks", "route_rows",
+        "dispatch_forward_f32", "dispatch_forward_bf16", "dispatch_backward_f32", "dispatch_backward_bf16",
+        "combine_forward_f32", "combine_forward_bf16", "combine_backward_f32", "combine_backward_bf16",
+    ];
+
+    /// <summary>The loaded functions by name, or why there are none.</summary>
+    sealed record Module(IReadOnlyDictionary<string, IntPtr> Functions, string? Problem)
+    {
+        public IntPtr this[string name] => Functions[name];
+
+        /// <summary>The variant of <paramref name="name"/> for <paramref name="dtype"/> (fp32 or bf16).</summary>
+        public IntPtr For(string name, ScalarType dtype) => Functions[name + (dtype == ScalarType.BFloat16 ? "_bf16" : "_f32")];
+    }
+
+    /// <summary>True when <paramref name="logits"/> (fp32 or bf16 on a GPU) can be routed by these kernels.</summary>
+    public static bool Supports(Tensor logits, int topK) =>
+        Enabled && logits.device_type == DeviceType.CUDA && logits.dtype is ScalarType.Float32 or ScalarType.BFloat16
+        && logits.shape[^1] <= MaxExperts && topK <= MaxTopK && topK <= logits.shape[^1] && Problem(logits.device) is null;
+
+    /// <summary>True when the slots of <paramref name="chosen"/> [N, k] among <paramref name="experts"/> can come from <see cref="Slots"/>.</summary>
+    public static bool SupportsSlots(Tensor chosen, int experts) =>
+        Enabled && chosen.device_type == DeviceType.CUDA && experts <= MaxExperts && chosen.shape[0] * chosen.shape[1] < int.MaxValue && Problem(chosen.device) is null;
+
+    /// <summary>Why the kernels cannot run on <paramref name="device"/> (null when they can).</summary>
+    public static string? Problem(Device device) => device.type != DeviceType.CUDA ? "not a CUDA device" : For(device).Problem;
+
+    /// <summary>logits [N, E] → probabilities [N, E] (fp32), the k largest of each row [N, k] (fp32) and their experts [N, k].</summary>
+    public static (Tensor Probs, Tensor Gates, Tensor Chosen) GateForward(Tensor logits, int k)
+    {
+        logits = logits.contiguous();
+        long n = logits.shape[0];
+        int e = (int)logits.shape[1];
+        var device = logits.device;
+        var probs = torch.empty(n, e, dtype: ScalarType.Float32, device: device);
+        var gates = torch.empty(n, k, dtype: ScalarType.Float32, device: device);
+        var chosen = torch.empty(n, k, dtype: ScalarType.Int64, device: device);
+        if (n == 0) return (probs, gates, chosen);
+        var module = For(device);
+        IntPtr l = Address(logits), p = Address(probs), g = Address(gates), c = Address(chosen);
+        void** arguments = stackalloc void*[] { &l, &p, &g, &c, &n, &e, &k };
+        Launch(module.For("gate_forward", logits.dtype), device, Blocks(n), WarpThreads, 0, arguments);
+        GC.KeepAlive(logits);
+        return (probs, gates, chosen);
+    }
+
+    /// <summary>
+    /// The logits' gradient (in the logits' dtype) from the probabilities' [N, E] and the top-<paramref name="k"/> gates'
+    /// [N, k] gradients; probabilities and choices are recomputed from the logits.
+    /// </summary>
+    public static Tensor GateBackward(Tensor logits, Tensor probsGradient, Tensor gatesGradient, int k)
+    {
+        logits = logits.contiguous();
+        long n = logits.shape[0];
+        int e = (int)logits.shape[1];
+        var device = logits.device;
+        var gradient = torch.empty_like(logits);
+        if (n == 0) return gradient;
+        probsGradient = probsGradient.to_type(ScalarType.Float32).contiguous();
+        gatesGradient = gatesGradient.to_type(ScalarType.Float32).contiguous();
+        IntPtr l = Address(logits), gp = Address(probsGradient), gg = Address(gatesGradient), o = Address(gradient);
+        void** arguments = stackalloc void*[] { &l, &gp, &gg, &o, &n, &e, &k };
+        var module = For(device);
+        Launch(module.For("gate_backward", logits.dtype), device, Blocks(n), WarpThreads, 0, arguments);
+        GC.KeepAlive(logits);
+        GC.KeepAlive(probsGradient);
+        GC.KeepAlive(gatesGradient);
+        return gradient;
+    }
+
+    /// <summary>What <see cref="Slots"/> computes; see <c>route_ranks</c> and <c>route_rows</c> in routing.cu.</summary>
+    /// <param name="Destination">[N·k] buffer row of each (token, choice); the drop row (= rows) when dropped.</param>
+    /// <param name="Counts">[2, E] every expert's choices and its first choices.</param>
+    /// <param name="Dropped">[N, k] bool, with a capacity.</param>
+    /// <param name="Ends">[E] int32 where each expert's rows end, packed.</param>
+    /// <param name="RowSource">[rows] the (token·k + choice) each buffer row holds, 0 when empty.</param>
+    public sealed record SlotTable(Tensor Destination, Tensor Counts, Tensor? Dropped, Tensor? Ends, Tensor RowSource);
+
+    /// <summary>
+    /// Slots and buffer rows for the chosen experts [N, k] of one routing group: with <paramref name="capacity"/> &gt; 0
+    /// padded rows expert·capacity + slot (dropped past the capacity), with 0 packed rows whose experts start at
+    /// multiples of <paramref name="alignment"/>; <paramref name="rows"/> is the buffer's row count.
+    /// </summary>
+    public static SlotTable Slots(Tensor chosen, int experts, int capacity, int alignment, long rows)
+    {
+        chosen = chosen.contiguous();
+        long n = chosen.shape[0];
+        int k = (int)chosen.shape[1], e = experts;
+        var device = chosen.device;
+        var destination = torch.empty(n * k, dtype: ScalarType.Int64, device: device);
+        var counts = torch.empty(2, e, dtype: ScalarType.Int64, device: device);
+        var dropped = capacity > 0 ? torch.empty(n, k, dtype: ScalarType.Bool, device: device) : null;
+        var ends = capacity == 0 ? torch.empty(e, dtype: ScalarType.Int32, device: device) : null;
+        var rowSource = torch.empty(rows, dtype: ScalarType.Int64, device: device);
+        long choices = n * k;
+        int threads = (int)Math.Min(MaxSlotThreads, (Math.Max(choices, 1) + 31) / 32 * 32);
+        int tiles = (int)Math.Max(1, (choices + threads - 1) / threads);
+        using var tileCounts = torch.empty((long)tiles * 2 * e, dtype: ScalarType.Int32, device: device);
+        IntPtr c = Address(chosen), d = Address(destination), counted = Address(counts), r = Address(rowSource), t = Address(tileCounts);
+        IntPtr dr = dropped is null ? IntPtr.Zero : Address(dropped), en = ends is null ? IntPtr.Zero : Address(ends);
+        var module = For(device);
+        void** ranks = stackalloc void*[] { &c, &n, &k, &e, &rows, &d, &t, &r };
+        Launch(module["route_ranks"], device, (uint)tiles, threads, (uint)((threads / 32 + 1) * e * sizeof(int)), ranks);
+        void** rowArguments = stackalloc void*[] { &c, &n, &k, &e, &capacity, &alignment, &rows, &tiles, &t, &d, &counted, &dr, &en, &r };
+        Launch(module["route_rows"], device, (uint)tiles, threads, (uint)(3 * e * sizeof(int)), rowArguments);
+        GC.KeepAlive(chosen);
+        return new SlotTable(destination, counts, dropped, ends, rowSource);
+    }
+
+    /// <summary>True when rows like <paramref name="rows"/> ([*, M], fp32 or bf16 on a GPU, M filling whole 16-byte
+    /// packs) can be dispatched and combined by these kernels.</summary>
+    public static bool SupportsRows(Tensor rows) =>
+        Enabled && rows.device_type == DeviceType.CUDA && rows.dtype is ScalarType.Float32 or ScalarType.BFloat16
+        && rows.shape[^1] * rows.ElementSize % 16 == 0 && rows.shape[^1] < int.MaxValue && Problem(rows.device) is null;
+
+    /// <summary>tokens [N, M] → expert buffer [rows, M]: row ρ holds token rowSource[ρ] / k, or zeros when empty.</summary>
+    public static Tensor DispatchForward(Tensor tokens, Tensor rowSource, Tensor destination, int k, long rows)
+    {
+        tokens = tokens.contiguous();
+        int m = (int)tokens.shape[1];
+        var buffer = torch.empty(rows, m, dtype: tokens.dtype, device: tokens.device);
+        IntPtr x = Address(tokens), s = Address(rowSource), d = Address(destination), b = Address(buffer);
+        void** arguments = stackalloc void*[] { &x, &s, &d, &k, &rows, &m, &b };
+        LaunchRows("dispatch_forward", tokens, rows, arguments);
+        GC.KeepAlive(tokens);
+        return buffer;
+    }
+
+    /// <summary>The buffer's gradient [rows, M] → the tokens' [N, M]: each token's kept choices' rows summed.</summary>
+    public static Tensor DispatchBackward(Tensor bufferGradient, Tensor destination, long n, int k)
+    {
+        bufferGradient = bufferGradient.contiguous();
+        long rows = bufferGradient.shape[0];
+        int m = (int)bufferGradient.shape[1];
+        var gradient = torch.empty(n, m, dtype: bufferGradient.dtype, device: bufferGradient.device);
+        IntPtr g = Address(bufferGradient), d = Address(destination), o = Address(gradient);
+        void** arguments = stackalloc void*[] { &g, &d, &n, &k, &rows, &m, &o };
+        LaunchRows("dispatch_backward", bufferGradient, n, arguments);
+        GC.KeepAlive(bufferGradient);
+        return gradient;
+    }
+
+    /// <summary>Expert outputs [rows, M] → tokens [N, M]: Σ over each token's kept choices of weight · its row (fp32 sums).</summary>
+    public static Tensor CombineForward(Tensor output, Tensor destination, Tensor weights, long n, int k)
+    {
+        output = output.contiguous();
+        long rows = output.shape[0];
+        int m = (int)output.shape[1];
+        var y = torch.empty(n, m, dtype: output.dtype, device: output.device);
+        weights = weights.to_type(ScalarType.Float32).contiguous();
+        IntPtr o = Address(output), d = Address(destination), w = Address(weights), r = Address(y);
+        void** arguments = stackalloc void*[] { &o, &d, &w, &n, &k, &rows, &m, &r };
+        LaunchRows("combine_forward", output, n, arguments);
+        GC.KeepAlive(output);
+        GC.KeepAlive(weights);
+        return y;
+    }
+
+    /// <summary>The combined tokens' gradient [N, M] → the outputs' [rows, M] (zeros for empty rows) and the weights' [N, k].</summary>
+    public static (Tensor Output, Tensor Weights) CombineBackward(Tensor yGradient, Tensor output, Tensor rowSource, Tensor destination, Tensor weights, int k)
+    {
+        yGradient = yGradient.contiguous();
+        output = output.contiguous();
+        long rows = output.shape[0];
+        int m = (int)output.shape[1];
+        var outputGradient = torch.empty_like(output);
+        var weightsGradient = torch.zeros(weights.shape, dtype: ScalarType.Float32, device: output.device);
+        weights = weights.to_type(ScalarType.Float32).contiguous();
+        IntPtr g = Address(yGradient), o = Address(output), s = Address(rowSource), d = Address(destination), w = Address(weights);
+        IntPtr go = Address(outputGradient), gw = Address(weightsGradient);
+        void** arguments = stackalloc void*[] { &g, &o, &s, &d, &w, &k, &rows, &m, &go, &gw };
+        LaunchRows("combine_backward", output, rows, arguments);
+        GC.KeepAlive(yGradient);
+        GC.KeepAlive(output);
+        GC.KeepAlive(weights);
+        return (outputGradient, weightsGradient);
+    }
+
+    /// <summary>One warp per row for <paramref name="count"/> rows, in <paramref name="like"/>'s dtype variant.</summary>
+    static void LaunchRows(string name, Tensor like, long count, void** arguments)
+    {
+        if (count == 0) return;
+        Launch(For(like.device).For(name, like.dtype), like.device, Blocks(count), WarpThreads, 0, arguments);
+    }
+
+    /// <summary>One warp per token (or row).</summary>
+    static uint Blocks(long n) => checked((uint)((n * 32 + WarpThreads - 1) / WarpThreads));
+
+    static IntPtr Address(Tensor tensor) => tensor.numel() == 0 ? IntPtr.Zero : TensorPointer.Of(tensor, "a routing kernel's tensor");
+
+    static void Launch(IntPtr function, Device device, uint blocks, int threads, uint sharedBytes, void** arguments)
+    {
+        int ordinal = Ordinal(device);
+        CudaDriver.MakeCurrent(ordinal);
+        CudaDriver.Check(CudaDriver.cuLaunchKernel(function, blocks, 1, 1, (uint)threads, 1, 1, sharedBytes, CudaGraphLibrary.CurrentStream(ordinal), arguments, null), "cuLaunchKernel (routing)");
+    }
+
+    static int Ordinal(Device device) => device.index < 0 ? 0 : device.index;
+
+    static Module For(Device device) => Modules.GetOrAdd(Ordinal(device), o => new Lazy<Module>(() => Build(o))).Value;
+
+    static Module Build(int ordinal)
+    {
+        if (!Nvrtc.Available) return Failed($"NVRTC: {Nvrtc.Problem}");
+        try
+        {
+            int architecture = CudaDriver.ComputeCapability(ordinal);
+            byte[] cubin = Cubin(architecture);
+            CudaDriver.MakeCurrent(ordinal);
+            IntPtr module;
+            fixed (byte* image = cubin) CudaDriver.Check(CudaDriver.cuModuleLoadData(out module, (IntPtr)image), "cuModuleLoadData (routing)");
+            var functions = new Dictionary<string, IntPtr>();
+            foreach (string name in Functions)
+            {
+                CudaDriver.Check(CudaDriver.cuModuleGetFunction(out IntPtr function, module, name), $"cuModuleGetFunction {name}");
+                functions[name] = function;
+            }
+            return new Module(functions, null);
+        }
+        catch (Exception e) when (e is InvalidOperationException or IOException or DllNotFoundException or EntryPointNotFoundException)
+        {
+            return Failed(e.Message);
+        }
+    }
+
+    static Module Failed(string problem) => new(new Dictionary<string, IntPtr>(), problem);
+
+    /// <summary>The cubin for one architecture, compiled once and kept under the cache folder (written to a temporary name and renamed).</summary>
+    static byte[] Cubin(int architecture)
+    {
+        string source = EmbeddedSource.Read(Source);
+        string hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(source + "\n" + Nvrtc.Version())))[..16].ToLowerInvariant();
+        string folder = Path.Combine(CacheDirectory.Default(), "native");
+        string path = Path.Combine(folder, $"routing-{hash}-sm{architecture}.cubin");
+        if (File.Exists(path)) return File.ReadAllBytes(path);
+        byte[] cubin = Nvrtc.CompileCubin(source, Source, architecture);
+        Directory.CreateDirectory(folder);
+        string temporary = $"{path}.{Environment.ProcessId}.tmp";
+        File.WriteAllBytes(temporary, cubin);
+        File.Move(temporary, path, overwrite: true);
+        return cubin;
+    }
+}

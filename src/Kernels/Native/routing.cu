@@ -1,0 +1,414 @@
+// The MoE router's fused kernels (ScanRouter's path on a GPU), compiled at run time by NVRTC for the GPU they run on
+// (RoutingKernels.cs) and launched through the driver API on the tensors' current stream. No headers: NVRTC ships
+// none of the standard library, and bf16 is handled as its 16 bits.
+//   gate_forward_*   softmax of the logits in fp32 and the top-k of it, one warp per token
+//   gate_backward_*  the logits' gradient from the probabilities' and the chosen gates' gradients, one warp per token
+//   route_ranks, route_rows  every (token, choice) its slot in its expert's queue and its expert-buffer row, in two
+//                    passes over tiles of the queue
+//   dispatch_*, combine_*  tokens into the expert buffer and back (forward and backward), one warp per row
+
+typedef unsigned short bf16;
+typedef long long i64;
+
+#define MAX_TOP_K 8
+
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(bf16 v) { return __uint_as_float(((unsigned int)v) << 16); }
+
+__device__ __forceinline__ void store(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store(bf16* p, float v) {
+  unsigned int u = __float_as_uint(v);
+  if ((u & 0x7fffffffu) > 0x7f800000u) {  // NaN stays a (quiet) NaN
+    *p = (bf16)0x7fc0;
+    return;
+  }
+  u += 0x7fffu + ((u >> 16) & 1u);  // round to nearest, ties to even
+  *p = (bf16)(u >> 16);
+}
+
+// One warp per token: lane l holds the logits of experts l, l + 32, … (at most MAX_PER_LANE each), so loads are
+// coalesced and the row's max and sum are warp reductions. The probabilities are exp(x - max) / sum as torch computes
+// them; the k largest are k rounds of a warp argmax (the lower expert wins a tie, as torch's max does). The backward
+// runs the same arithmetic, so it finds the same choices.
+#define MAX_PER_LANE 8
+#define FULL 0xffffffffu
+
+struct Gate {
+  float p[MAX_PER_LANE];
+  int chosen[MAX_TOP_K];
+  float gate[MAX_TOP_K];
+};
+
+__device__ __forceinline__ float warp_max(float v) {
+  for (int d = 16; d > 0; d >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL, v, d));
+  return v;
+}
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int d = 16; d > 0; d >>= 1) v += __shfl_xor_sync(FULL, v, d);
+  return v;
+}
+
+template <typename T>
+__device__ void gate_of(const T* row, int e, int k, int lane, Gate& g) {
+  const float lowest = __int_as_float(0xff800000);  // -inf
+  float x[MAX_PER_LANE];
+  float top = lowest;
+#pragma unroll
+  for (int i = 0; i < MAX_PER_LANE; i++) {
+    int j = lane + 32 * i;
+    x[i] = j < e ? to_float(row[j]) : lowest;
+    top = fmaxf(top, x[i]);
+  }
+  top = warp_max(top);
+  float sum = 0.f;
+#pragma unroll
+  for (int i = 0; i < MAX_PER_LANE; i++)
+    if (lane + 32 * i < e) sum += expf(x[i] - top);
+  sum = warp_sum(sum);
+  float left[MAX_PER_LANE];  // probabilities not chosen yet (-1 once chosen or past the last expert)
+#pragma unroll
+  for (int i = 0; i < MAX_PER_LANE; i++) {
+    g.p[i] = lane + 32 * i < e ? expf(x[i] - top) / sum : 0.f;
+    left[i] = lane + 32 * i < e ? g.p[i] : -1.f;
+  }
+#pragma unroll
+  for (int r = 0; r < MAX_TOP_K; r++) {
+    if (r >= k) break;
+    float best = -1.f;
+    int index = 0x7fffffff;
+#pragma unroll
+    for (int i = 0; i < MAX_PER_LANE; i++)
+      if (left[i] > best) {  // this lane's experts ascend with i: the first maximum is the lowest expert
+        best = left[i];
+        index = lane + 32 * i;
+      }
+    for (int d = 16; d > 0; d >>= 1) {
+      float other = __shfl_xor_sync(FULL, best, d);
+      int other_index = __shfl_xor_sync(FULL, index, d);
+      if (other > best || (other == best && other_index < index)) {
+        best = other;
+        index = other_index;
+      }
+    }
+    g.gate[r] = best;
+    g.chosen[r] = index;
+#pragma unroll
+    for (int i = 0; i < MAX_PER_LANE; i++)
+      if (lane + 32 * i == index) left[i] = -1.f;
+  }
+}
+
+template <typename T>
+__device__ void gate_forward(const T* logits, float* probs, float* gates, i64* chosen, i64 n, int e, int k) {
+  i64 t = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  int lane = threadIdx.x & 31;
+  if (t >= n) return;  // whole warps leave together
+  Gate g;
+  gate_of(logits + t * e, e, k, lane, g);
+#pragma unroll
+  for (int i = 0; i < MAX_PER_LANE; i++)
+    if (lane + 32 * i < e) probs[t * e + lane + 32 * i] = g.p[i];
+  if (lane < k) {
+#pragma unroll
+    for (int r = 0; r < MAX_TOP_K; r++)
+      if (r == lane) {
+        gates[t * k + r] = g.gate[r];
+        chosen[t * k + r] = g.chosen[r];
+      }
+  }
+}
+
+// d = the probabilities' gradient plus each chosen gate's gradient at its expert; the softmax's backward is
+// p·(d − Σ d·p). The probabilities and choices are recomputed from the logits (saving outputs would cost memory).
+template <typename T>
+__device__ void gate_backward(const T* logits, const float* grad_probs, const float* grad_gates, T* grad_logits, i64 n,
+                              int e, int k) {
+  i64 t = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  int lane = threadIdx.x & 31;
+  if (t >= n) return;
+  Gate g;
+  gate_of(logits + t * e, e, k, lane, g);
+  float d[MAX_PER_LANE];
+  float dot = 0.f;
+#pragma unroll
+  for (int i = 0; i < MAX_PER_LANE; i++) {
+    int j = lane + 32 * i;
+    d[i] = j < e ? grad_probs[t * e + j] : 0.f;
+#pragma unroll
+    for (int r = 0; r < MAX_TOP_K; r++)
+      if (r < k && g.chosen[r] == j) d[i] += grad_gates[t * k + r];
+    dot += d[i] * g.p[i];
+  }
+  dot = warp_sum(dot);
+#pragma unroll
+  for (int i = 0; i < MAX_PER_LANE; i++) {
+    int j = lane + 32 * i;
+    if (j < e) store(grad_logits + t * e + j, g.p[i] * (d[i] - dot));
+  }
+}
+
+extern "C" __global__ void gate_forward_f32(const float* logits, float* probs, float* gates, i64* chosen, i64 n, int e, int k) {
+  gate_forward(logits, probs, gates, chosen, n, e, k);
+}
+extern "C" __global__ void gate_forward_bf16(const bf16* logits, float* probs, float* gates, i64* chosen, i64 n, int e, int k) {
+  gate_forward(logits, probs, gates, chosen, n, e, k);
+}
+extern "C" __global__ void gate_backward_f32(const float* logits, const float* grad_probs, const float* grad_gates,
+                                             float* grad_logits, i64 n, int e, int k) {
+  gate_backward(logits, grad_probs, grad_gates, grad_logits, n, e, k);
+}
+extern "C" __global__ void gate_backward_bf16(const bf16* logits, const float* grad_probs, const float* grad_gates,
+                                              bf16* grad_logits, i64 n, int e, int k) {
+  gate_backward(logits, grad_probs, grad_gates, grad_logits, n, e, k);
+}
+
+// Slots and rows in two passes over the queue, in tiles of blockDim choices, one block per tile. Queue order is
+// choice rank, then position (every first choice before any second choice, GShard); a choice's slot is how many
+// choices of its expert come before it in the queue.
+// Pass 1 (route_ranks): each choice's rank among its expert's choices in its tile (inside a warp equal experts find
+// each other with __match_any_sync; the warps' counts are scanned per expert), the tile's count per expert and its
+// count of first choices per expert (tile_counts[tile][2][e]); and zeroes row_source for pass 2.
+// Shared memory: (warps + 1) · e ints.
+extern "C" __global__ void route_ranks(const i64* chosen, i64 n, int k, int e, i64 rows, i64* destination,
+                                       int* tile_counts, i64* row_source) {
+  extern __shared__ int shared[];
+  const int warps = blockDim.x / 32, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  int* warp_count = shared;          // [warps][e]
+  int* first = shared + warps * e;   // [e]
+  for (i64 r = (i64)blockIdx.x * blockDim.x + threadIdx.x; r < rows; r += (i64)gridDim.x * blockDim.x) row_source[r] = 0;
+  for (int c = threadIdx.x; c < (warps + 1) * e; c += blockDim.x) shared[c] = 0;
+  __syncthreads();
+  const i64 choices = n * k;
+  i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+  bool valid = i < choices;
+  i64 flat = valid ? (i % n) * k + i / n : 0;
+  int x = valid ? (int)chosen[flat] : -1;
+  unsigned int peers = __match_any_sync(FULL, x);
+  int before = __popc(peers & ((1u << lane) - 1u));
+  if (valid && before == 0) warp_count[warp * e + x] = __popc(peers);
+  if (valid && i < n) atomicAdd(&first[x], 1);
+  __syncthreads();
+  int* tile = tile_counts + (i64)blockIdx.x * 2 * e;
+  for (int y = warp; y < e; y += warps) {
+    int count = lane < warps ? warp_count[lane * e + y] : 0;
+    int inclusive = count;
+    for (int d = 1; d < 32; d <<= 1) {
+      int v = __shfl_up_sync(FULL, inclusive, d);
+      if (lane >= d) inclusive += v;
+    }
+    if (lane < warps) warp_count[lane * e + y] = inclusive - count;
+    if (lane == 31) tile[y] = inclusive;
+  }
+  for (int y = threadIdx.x; y < e; y += blockDim.x) tile[e + y] = first[y];
+  __syncthreads();
+  if (valid) destination[flat] = warp_count[warp * e + x] + before;  // rank in the tile, until pass 2
+}
+
+// Pass 2 (route_rows): slot = the expert's choices in earlier tiles + the rank in its tile; then the rows:
+//   capacity > 0: row expert·capacity + slot, or `rows` (the drop row) when slot ≥ capacity;
+//   capacity = 0: packed, expert after expert, each expert's rows starting at a multiple of `alignment`; ends[e] is
+//                 where each expert's rows end.
+// row_source[row] is the (token·k + choice) a row holds, 0 for an empty row; counts[0, e] every expert's choices,
+// counts[1, e] its first choices (what the load-balancing loss counts for k ≤ 2).
+// Shared memory: 3 · e ints.
+extern "C" __global__ void route_rows(const i64* chosen, i64 n, int k, int e, int capacity, int alignment, i64 rows,
+                                      int tiles, const int* tile_counts, i64* destination, i64* counts,
+                                      unsigned char* dropped, int* ends, i64* row_source) {
+  extern __shared__ int shared[];
+  int* earlier = shared;     // [e]
+  int* total = shared + e;   // [e]
+  int* start = total + e;    // [e]
+  for (int y = threadIdx.x; y < e; y += blockDim.x) {
+    int before = 0, all = 0, first = 0;
+    for (int t = 0; t < tiles; t++) {
+      int c = tile_counts[(i64)t * 2 * e + y];
+      if (t < (int)blockIdx.x) before += c;
+      all += c;
+      first += tile_counts[(i64)t * 2 * e + e + y];
+    }
+    earlier[y] = before;
+    total[y] = all;
+    if (blockIdx.x == 0) {
+      counts[y] = all;
+      counts[e + y] = first;
+    }
+  }
+  __syncthreads();
+  if (threadIdx.x == 0 && capacity == 0) {
+    int sum = 0;
+    for (int y = 0; y < e; y++) {
+      start[y] = sum;
+      sum += alignment > 1 ? (total[y] + alignment - 1) / alignment * alignment : total[y];
+      if (blockIdx.x == 0) ends[y] = sum;
+    }
+  }
+  __syncthreads();
+  i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n * k) return;
+  i64 flat = (i % n) * k + i / n;
+  int x = (int)chosen[flat];
+  i64 slot = earlier[x] + destination[flat];
+  i64 row;
+  if (capacity > 0) {
+    bool keep = slot < capacity;
+    row = keep ? (i64)x * capacity + slot : rows;
+    if (dropped) dropped[flat] = keep ? 0 : 1;
+  } else {
+    row = start[x] + slot;
+  }
+  destination[flat] = row;
+  if (row < rows) row_source[row] = flat;
+}
+
+// Dispatch and combine move rows between the tokens [N, M] and the expert buffer [R, M] through the routing table:
+// destination[t·k + r] is the buffer row of token t's r-th choice (R when dropped), row_source[ρ] the (t·k + r) that
+// buffer row ρ holds, or anything whose destination is not ρ when ρ is empty. One warp per row, 16-byte packs (8 bf16
+// or 4 fp32; the caller checks that M fills whole packs), sums in fp32.
+struct alignas(16) Pack {
+  unsigned int w[4];
+};
+
+__device__ __forceinline__ void unpack(const Pack& p, float* f, float) {
+#pragma unroll
+  for (int i = 0; i < 4; i++) f[i] = __uint_as_float(p.w[i]);
+}
+__device__ __forceinline__ void unpack(const Pack& p, float* f, bf16) {
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    f[2 * i] = __uint_as_float(p.w[i] << 16);
+    f[2 * i + 1] = __uint_as_float(p.w[i] & 0xffff0000u);
+  }
+}
+__device__ __forceinline__ Pack pack(const float* f, float) {
+  Pack p;
+#pragma unroll
+  for (int i = 0; i < 4; i++) p.w[i] = __float_as_uint(f[i]);
+  return p;
+}
+__device__ __forceinline__ Pack pack(const float* f, bf16) {
+  Pack p;
+#pragma unroll
+  for (int i = 0; i < 4; i++) {
+    bf16 lo, hi;
+    store(&lo, f[2 * i]);
+    store(&hi, f[2 * i + 1]);
+    p.w[i] = (unsigned int)lo | ((unsigned int)hi << 16);
+  }
+  return p;
+}
+
+#define PER_PACK(T) (16 / (int)sizeof(T))
+
+// buffer[ρ] = tokens[row_source[ρ] / k], or zeros for an empty row.
+template <typename T>
+__device__ void dispatch_forward(const T* tokens, const i64* row_source, const i64* destination, int k, i64 rows,
+                                 int m, T* buffer) {
+  i64 row = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  int lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  i64 source = row_source[row];
+  bool filled = destination[source] == row;
+  const Pack* from = (const Pack*)(tokens + (source / k) * m);
+  Pack* to = (Pack*)(buffer + row * m);
+  Pack zero = {{0u, 0u, 0u, 0u}};
+  for (int p = lane; p < m / PER_PACK(T); p += 32) to[p] = filled ? from[p] : zero;
+}
+
+// tokens' gradient: Σ over a token's kept choices of its buffer rows' gradients.
+template <typename T>
+__device__ void dispatch_backward(const T* grad_buffer, const i64* destination, i64 n, int k, i64 rows, int m,
+                                  T* grad_tokens) {
+  i64 t = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  int lane = threadIdx.x & 31;
+  if (t >= n) return;
+  for (int p = lane; p < m / PER_PACK(T); p += 32) {
+    float sum[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    for (int r = 0; r < k; r++) {
+      i64 row = destination[t * k + r];
+      if (row >= rows) continue;
+      float v[8];
+      unpack(((const Pack*)(grad_buffer + row * m))[p], v, T());
+#pragma unroll
+      for (int i = 0; i < PER_PACK(T); i++) sum[i] += v[i];
+    }
+    ((Pack*)(grad_tokens + t * m))[p] = pack(sum, T());
+  }
+}
+
+// y[t] = Σ over t's kept choices of weight · output[row].
+template <typename T>
+__device__ void combine_forward(const T* output, const i64* destination, const float* weights, i64 n, int k, i64 rows,
+                                int m, T* y) {
+  i64 t = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  int lane = threadIdx.x & 31;
+  if (t >= n) return;
+  for (int p = lane; p < m / PER_PACK(T); p += 32) {
+    float sum[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
+    for (int r = 0; r < k; r++) {
+      i64 row = destination[t * k + r];
+      if (row >= rows) continue;
+      float w = weights[t * k + r], v[8];
+      unpack(((const Pack*)(output + row * m))[p], v, T());
+#pragma unroll
+      for (int i = 0; i < PER_PACK(T); i++) sum[i] += w * v[i];
+    }
+    ((Pack*)(y + t * m))[p] = pack(sum, T());
+  }
+}
+
+// Per buffer row ρ holding (t, r): output's gradient weight · grad_y[t] (zeros for an empty row) and the weight's
+// gradient grad_y[t] · output[ρ]; grad_weights must start at zero (a dropped choice gets none).
+template <typename T>
+__device__ void combine_backward(const T* grad_y, const T* output, const i64* row_source, const i64* destination,
+                                 const float* weights, int k, i64 rows, int m, T* grad_output, float* grad_weights) {
+  i64 row = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
+  int lane = threadIdx.x & 31;
+  if (row >= rows) return;
+  i64 source = row_source[row];
+  bool filled = destination[source] == row;
+  Pack* to = (Pack*)(grad_output + row * m);
+  if (!filled) {
+    Pack zero = {{0u, 0u, 0u, 0u}};
+    for (int p = lane; p < m / PER_PACK(T); p += 32) to[p] = zero;
+    return;
+  }
+  float w = weights[source], dot = 0.f;
+  const Pack* g = (const Pack*)(grad_y + (source / k) * m);
+  const Pack* o = (const Pack*)(output + row * m);
+  for (int p = lane; p < m / PER_PACK(T); p += 32) {
+    float gv[8], ov[8];
+    unpack(g[p], gv, T());
+    unpack(o[p], ov, T());
+#pragma unroll
+    for (int i = 0; i < PER_PACK(T); i++) {
+      dot += gv[i] * ov[i];
+      gv[i] *= w;
+    }
+    to[p] = pack(gv, T());
+  }
+  dot = warp_sum(dot);
+  if (lane == 0) grad_weights[source] = dot;
+}
+
+#define ROW_KERNELS(NAME, T)                                                                                          \
+  extern "C" __global__ void dispatch_forward_##NAME(const T* tokens, const i64* row_source, const i64* destination,   \
+                                                     int k, i64 rows, int m, T* buffer) {                              \
+    dispatch_forward(tokens, row_source, destination, k, rows, m, buffer);                                             \
+  }                                                                                                                    \
+  extern "C" __global__ void dispatch_backward_##NAME(const T* grad_buffer, const i64* destination, i64 n, int k,      \
+                                                      i64 rows, int m, T* grad_tokens) {                               \
+    dispatch_backward(grad_buffer, destination, n, k, rows, m, grad_tokens);                                           \
+  }                                                                                                                    \
+  extern "C" __global__ void combine_forward_##NAME(const T* output, const i64* destination, const float* weights,     \
+                                                    i64 n, int k, i64 rows, int m, T* y) {                             \
+    combine_forward(output, destination, weights, n, k, rows, m, y);                                                   \
+  }                                                                                                                    \
+  extern "C" __global__ void combine_backward_##NAME(const T* grad_y, const T* output, const i64* row_source,          \
+                                                     const i64* destination, const float* weights, int k, i64 rows,    \
+                                                     int m, T* grad_output, float* grad_weights) {                     \
+    combine_backward(grad_y, output, row_source, destination, weights, k, rows, m, grad_output, grad_weights);         \
+  }
+
+ROW_KERNELS(f32, float)
+ROW_KERNELS(bf16, bf16)
