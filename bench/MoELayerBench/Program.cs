@@ -5,6 +5,7 @@ using Orleans.MoE.Bench;
 using Orleans.MoE.Kernels.Layers;
 using Orleans.MoE.Kernels.Native;
 using Orleans.MoE.Kernels.Routing;
+using Orleans.MoE.Tests;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -42,7 +43,7 @@ if (options.ContainsKey("probe-backward"))
     return 0;
 }
 if (options.ContainsKey("check-kernels"))
-    return RoutingKernelCheck.Run(device) ? 0 : 1;
+    return CheckKernels(device) ? 0 : 1;
 if (options.TryGetValue("profile", out var profiled))
 {
     // For a kernel profiler (ncu --graph-profiling node): the graphed layer of one shape, capacity then dropless, two
@@ -86,7 +87,7 @@ if (gpu)
         : $"CUDA helper unavailable: {CudaGraphLibrary.Problem}");
     // The fused routing kernels are checked against TorchSharp's operations before anything is timed.
     if (RoutingKernels.Problem(device) is { } routingProblem) Console.WriteLine($"routing kernels unavailable: {routingProblem}");
-    else if (!RoutingKernelCheck.Run(device)) return 1;
+    else if (!CheckKernels(device)) return 1;
 }
 var rows = new List<Dictionary<string, object>>();
 var markdown = new StringBuilder();
@@ -235,3 +236,19 @@ Console.WriteLine($"wrote {stem}.json and {stem}.md");
 return rows.Any(r => r.TryGetValue("check", out var c) && (string)c != "ok") ? 1 : 0;
 
 MoELayer Build(BenchShape shape, bool dropTokens) => BenchLayers.Build(shape, dropTokens, device, dtype);
+
+// The fused kernels against TorchSharp's operations (tests/Shared/RoutingKernelCheck.cs): a line per case that is not
+// plainly equal, then the summary; false when any differs.
+static bool CheckKernels(Device device)
+{
+    if (RoutingKernels.Problem(device) is { } problem)
+    {
+        Console.WriteLine($"routing kernels unavailable on {device}: {problem}");
+        return false;
+    }
+    var report = RoutingKernelCheck.Run(device);
+    foreach (string tied in report.TiedOrder) Console.WriteLine($"routing kernels rank tied experts in another order: {tied}");
+    foreach (string difference in report.Differences) Console.WriteLine($"routing kernels differ: {difference}");
+    Console.WriteLine(report.Summary);
+    return report.Differences.Count == 0;
+}

@@ -5,17 +5,23 @@ using Orleans.MoE.Kernels.Routing;
 using TorchSharp;
 using static TorchSharp.torch;
 
-namespace Orleans.MoE.Bench;
+namespace Orleans.MoE.Tests;
 
 /// <summary>
 /// The fused routing, dispatch and combine kernels (<see cref="RoutingKernels"/>) against TorchSharp's operations on the
 /// same inputs, over token counts, expert counts, k, router dtypes and buffer layouts: the integer outputs (experts,
 /// rows, row sources, group ends, loads) must be equal, the weights and losses equal to float rounding, the combined
 /// tokens and the gradients of x and the router weight within 1e-2 and 2e-2 relative (bf16). Runs on a GPU only (on a CPU both
-/// sides are TorchSharp's).
+/// sides are TorchSharp's). Shared by the benchmark (<c>--check-kernels</c>, and before every GPU run) and the tests.
 /// </summary>
-public static class RoutingKernelCheck
+internal static class RoutingKernelCheck
 {
+    /// <summary>Cases run; those equal but for the order of tied experts; one line per case that differs.</summary>
+    public sealed record Report(int Cases, IReadOnlyList<string> TiedOrder, IReadOnlyList<string> Differences)
+    {
+        public string Summary => $"routing kernels against TorchSharp: {Cases - Differences.Count - TiedOrder.Count} of {Cases} cases equal, {TiedOrder.Count} equal but for the order of tied experts, {Differences.Count} differ";
+    }
+
     sealed record Case(long Tokens, int Experts, int TopK, string Mode, bool Bf16Router);
 
     static IEnumerable<Case> Cases()
@@ -27,26 +33,21 @@ public static class RoutingKernelCheck
                     yield return new Case(tokens, experts, k, mode, bf16);
     }
 
-    /// <summary>Prints one line per case; false when any case differs.</summary>
-    public static bool Run(Device device)
+    /// <summary>Every case on <paramref name="device"/>, which must be able to run the kernels (<see cref="RoutingKernels.Problem"/>).</summary>
+    public static Report Run(Device device)
     {
-        if (RoutingKernels.Problem(device) is { } problem)
-        {
-            Console.WriteLine($"routing kernels unavailable on {device}: {problem}");
-            return false;
-        }
-        int failed = 0, ties = 0, count = 0;
+        var ties = new List<string>();
+        var differences = new List<string>();
+        int count = 0;
         foreach (var c in Cases())
         {
             count++;
             string? difference = Compare(c, device);
-            if (difference is null) continue;
-            if (difference == TieOrder) ties++;
-            else failed++;
-            Console.WriteLine($"routing kernels {(difference == TieOrder ? "rank tied experts in another order" : "differ")}: T{c.Tokens} E{c.Experts} k{c.TopK} {c.Mode}{(c.Bf16Router ? " bf16 router" : "")}{(difference == TieOrder ? "" : ": " + difference)}");
+            string name = $"T{c.Tokens} E{c.Experts} k{c.TopK} {c.Mode}{(c.Bf16Router ? " bf16 router" : "")}";
+            if (difference == TieOrder) ties.Add(name);
+            else if (difference is not null) differences.Add($"{name}: {difference}");
         }
-        Console.WriteLine($"routing kernels against TorchSharp: {count - failed - ties} of {count} cases equal, {ties} equal but for the order of tied experts, {failed} differ");
-        return failed == 0;
+        return new Report(count, ties, differences);
     }
 
     static string? Compare(Case c, Device device)

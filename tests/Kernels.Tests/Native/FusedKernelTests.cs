@@ -1,0 +1,23 @@
+using Orleans.MoE.Kernels.Native;
+using Orleans.MoE.Tests;
+using TorchSharp;
+
+namespace Orleans.MoE.Kernels.Tests.Native;
+
+/// <summary>
+/// The fused gate, slot, dispatch and combine kernels against their TorchSharp fallback (tests/Shared/RoutingKernelCheck.cs:
+/// 88 cases). Needs a CUDA GPU through a PyTorch libtorch (MOE_LIBTORCH) and NVRTC; skipped otherwise. The benchmark
+/// runs the same check on GPU hosts that have no .NET SDK (<c>MoELayerBench --check-kernels</c>).
+/// </summary>
+public class FusedKernelTests
+{
+    [Fact]
+    public void TheFusedKernelsComputeWhatTheTorchSharpPathComputes()
+    {
+        if (!torch.cuda.is_available()) Assert.Skip($"libtorch has no CUDA here: set {TorchRuntime.LibTorchVariable} to a PyTorch installation's torch/lib");
+        var device = new torch.Device(DeviceType.CUDA, 0);
+        if (RoutingKernels.Problem(device) is { } problem) Assert.Skip($"the fused kernels cannot run here: {problem}");
+        var report = RoutingKernelCheck.Run(device);
+        Assert.True(report.Differences.Count == 0, $"{report.Summary}\n{string.Join("\n", report.Differences)}");
+    }
+}
