@@ -22,15 +22,15 @@ public static class IndexDispatcher
     {
         long m = tokens.shape[1], rows = table.BufferRows;
         if (RoutingKernels.SupportsRows(tokens))
-        {
-            var fused = FusedDispatch.Apply(tokens, table.RowSource, table.Destination, table.TopK, rows);
-            return table.Layout == ExpertBufferLayout.Padded ? fused.view(table.ExpertCount, rows / table.ExpertCount, m) : fused;
-        }
+            return Shaped(FusedDispatch.Apply(tokens, table.RowSource, table.Destination, table.TopK, rows), table);
         if (table.Layout == ExpertBufferLayout.Packed && rows == table.Destination.shape[0])
             return RowGather.Apply(PerChoice(tokens, table.TopK), table.RowSource, () => table.Destination);
-        var buffer = tokens.new_zeros(rows + 1, m).index_copy_(0, table.Destination, PerChoice(tokens, table.TopK)).narrow(0, 0, rows);
-        return table.Layout == ExpertBufferLayout.Padded ? buffer.view(table.ExpertCount, rows / table.ExpertCount, m) : buffer;
+        return Shaped(tokens.new_zeros(rows + 1, m).index_copy_(0, table.Destination, PerChoice(tokens, table.TopK)).narrow(0, 0, rows), table);
     }
+
+    /// <summary>Buffer rows [rows, M] in the table's layout: [E, rows / E, M] when padded, as they are when packed.</summary>
+    static Tensor Shaped(Tensor rows, RoutingTable table) =>
+        table.Layout == ExpertBufferLayout.Padded ? rows.view(table.ExpertCount, rows.shape[0] / table.ExpertCount, rows.shape[1]) : rows;
 
     /// <summary>Expert outputs (either layout) → [N, M] tokens: Σ over choices of weight × output, in fp32.</summary>
     public static Tensor Combine(Tensor expertOutput, RoutingTable table, long tokens)

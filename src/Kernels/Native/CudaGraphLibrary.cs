@@ -1,9 +1,5 @@
 using System.Diagnostics;
-using System.Reflection;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
-using System.Text;
-using Orleans.MoE.Kernels.Data;
 
 namespace Orleans.MoE.Kernels.Native;
 
@@ -51,12 +47,10 @@ public static class CudaGraphLibrary
         var cuda = CudaRuntimeFiles(lib);
         if (cuda is null) return (IntPtr.Zero, "no CUDA runtime and cuBLAS headers and libraries (cuda_runtime_api.h, cublas_v2.h, libcudart, libcublas) next to PyTorch or in CUDA_HOME");
         string source = EmbeddedSource.Read(Source);
-        string hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(source + "\n" + Path.GetFullPath(lib) + "\n" + File.GetLastWriteTimeUtc(Path.Combine(lib, "libtorch_cuda.so")).Ticks)))[..16].ToLowerInvariant();
-        string folder = Path.Combine(CacheDirectory.Default(), "native");
-        string built = Path.Combine(folder, $"cuda-graph-{hash}.so");
+        string built = EmbeddedSource.CachePath("cuda-graph", source, Path.GetFullPath(lib) + "\n" + File.GetLastWriteTimeUtc(Path.Combine(lib, "libtorch_cuda.so")).Ticks, ".so");
         if (!File.Exists(built))
         {
-            string? problem = Compile(source, folder, built, include, lib, cuda.Value);
+            string? problem = Compile(source, Path.GetDirectoryName(built)!, built, include, lib, cuda.Value);
             if (problem is not null) return (IntPtr.Zero, problem);
         }
         try

@@ -1,7 +1,4 @@
 using System.Collections.Concurrent;
-using System.Security.Cryptography;
-using System.Text;
-using Orleans.MoE.Kernels.Data;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -55,12 +52,15 @@ public static unsafe class RoutingKernels
 
     /// <summary>True when <paramref name="logits"/> (fp32 or bf16 on a GPU) can be routed by these kernels.</summary>
     public static bool Supports(Tensor logits, int topK) =>
-        Enabled && logits.device_type == DeviceType.CUDA && logits.dtype is ScalarType.Float32 or ScalarType.BFloat16
-        && logits.shape[^1] <= MaxExperts && topK <= MaxTopK && topK <= logits.shape[^1] && Problem(logits.device) is null;
+        Runs(logits) && logits.shape[^1] <= MaxExperts && topK <= MaxTopK && topK <= logits.shape[^1];
 
     /// <summary>True when the slots of <paramref name="chosen"/> [N, k] among <paramref name="experts"/> can come from <see cref="Slots"/>.</summary>
     public static bool SupportsSlots(Tensor chosen, int experts) =>
         Enabled && chosen.device_type == DeviceType.CUDA && experts <= MaxExperts && chosen.shape[0] * chosen.shape[1] < int.MaxValue && Problem(chosen.device) is null;
+
+    /// <summary>Kernels on, and <paramref name="tensor"/> fp32 or bf16 on a GPU where they load.</summary>
+    static bool Runs(Tensor tensor) =>
+        Enabled && tensor.device_type == DeviceType.CUDA && tensor.dtype is ScalarType.Float32 or ScalarType.BFloat16 && Problem(tensor.device) is null;
 
     /// <summary>Why the kernels cannot run on <paramref name="device"/> (null when they can).</summary>
     public static string? Problem(Device device) => device.type != DeviceType.CUDA ? "not a CUDA device" : For(device).Problem;
@@ -75,11 +75,9 @@ public static unsafe class RoutingKernels
         var probs = torch.empty(n, e, dtype: ScalarType.Float32, device: device);
         var gates = torch.empty(n, k, dtype: ScalarType.Float32, device: device);
         var chosen = torch.empty(n, k, dtype: ScalarType.Int64, device: device);
-        if (n == 0) return (probs, gates, chosen);
-        var module = For(device);
         IntPtr l = Address(logits), p = Address(probs), g = Address(gates), c = Address(chosen);
         void** arguments = stackalloc void*[] { &l, &p, &g, &c, &n, &e, &k };
-        Launch(module.For("gate_forward", logits.dtype), device, Blocks(n), WarpThreads, 0, arguments);
+        LaunchPerRow("gate_forward", logits, n, arguments);
         GC.KeepAlive(logits);
         return (probs, gates, chosen);
     }
@@ -93,15 +91,12 @@ public static unsafe class RoutingKernels
         logits = logits.contiguous();
         long n = logits.shape[0];
         int e = (int)logits.shape[1];
-        var device = logits.device;
         var gradient = torch.empty_like(logits);
-        if (n == 0) return gradient;
         probsGradient = probsGradient.to_type(ScalarType.Float32).contiguous();
         gatesGradient = gatesGradient.to_type(ScalarType.Float32).contiguous();
         IntPtr l = Address(logits), gp = Address(probsGradient), gg = Address(gatesGradient), o = Address(gradient);
         void** arguments = stackalloc void*[] { &l, &gp, &gg, &o, &n, &e, &k };
-        var module = For(device);
-        Launch(module.For("gate_backward", logits.dtype), device, Blocks(n), WarpThreads, 0, arguments);
+        LaunchPerRow("gate_backward", logits, n, arguments);
         GC.KeepAlive(logits);
         GC.KeepAlive(probsGradient);
         GC.KeepAlive(gatesGradient);
@@ -150,8 +145,7 @@ public static unsafe class RoutingKernels
     /// <summary>True when rows like <paramref name="rows"/> ([*, M], fp32 or bf16 on a GPU, M filling whole 16-byte
     /// packs) can be dispatched and combined by these kernels.</summary>
     public static bool SupportsRows(Tensor rows) =>
-        Enabled && rows.device_type == DeviceType.CUDA && rows.dtype is ScalarType.Float32 or ScalarType.BFloat16
-        && rows.shape[^1] * rows.ElementSize % 16 == 0 && rows.shape[^1] < int.MaxValue && Problem(rows.device) is null;
+        Runs(rows) && rows.shape[^1] * rows.ElementSize % 16 == 0 && rows.shape[^1] < int.MaxValue;
 
     /// <summary>tokens [N, M] → expert buffer [rows, M]: row ρ holds token rowSource[ρ] / k, or zeros when empty.</summary>
     public static Tensor DispatchForward(Tensor tokens, Tensor rowSource, Tensor destination, int k, long rows)
@@ -161,7 +155,7 @@ public static unsafe class RoutingKernels
         var buffer = torch.empty(rows, m, dtype: tokens.dtype, device: tokens.device);
         IntPtr x = Address(tokens), s = Address(rowSource), d = Address(destination), b = Address(buffer);
         void** arguments = stackalloc void*[] { &x, &s, &d, &k, &rows, &m, &b };
-        LaunchRows("dispatch_forward", tokens, rows, arguments);
+        LaunchPerRow("dispatch_forward", tokens, rows, arguments);
         GC.KeepAlive(tokens);
         return buffer;
     }
@@ -175,7 +169,7 @@ public static unsafe class RoutingKernels
         var gradient = torch.empty(n, m, dtype: bufferGradient.dtype, device: bufferGradient.device);
         IntPtr g = Address(bufferGradient), d = Address(destination), o = Address(gradient);
         void** arguments = stackalloc void*[] { &g, &d, &n, &k, &rows, &m, &o };
-        LaunchRows("dispatch_backward", bufferGradient, n, arguments);
+        LaunchPerRow("dispatch_backward", bufferGradient, n, arguments);
         GC.KeepAlive(bufferGradient);
         return gradient;
     }
@@ -190,7 +184,7 @@ public static unsafe class RoutingKernels
         weights = weights.to_type(ScalarType.Float32).contiguous();
         IntPtr o = Address(output), d = Address(destination), w = Address(weights), r = Address(y);
         void** arguments = stackalloc void*[] { &o, &d, &w, &n, &k, &rows, &m, &r };
-        LaunchRows("combine_forward", output, n, arguments);
+        LaunchPerRow("combine_forward", output, n, arguments);
         GC.KeepAlive(output);
         GC.KeepAlive(weights);
         return y;
@@ -209,22 +203,20 @@ public static unsafe class RoutingKernels
         IntPtr g = Address(yGradient), o = Address(output), s = Address(rowSource), d = Address(destination), w = Address(weights);
         IntPtr go = Address(outputGradient), gw = Address(weightsGradient);
         void** arguments = stackalloc void*[] { &g, &o, &s, &d, &w, &k, &rows, &m, &go, &gw };
-        LaunchRows("combine_backward", output, rows, arguments);
+        LaunchPerRow("combine_backward", output, rows, arguments);
         GC.KeepAlive(yGradient);
         GC.KeepAlive(output);
         GC.KeepAlive(weights);
         return (outputGradient, weightsGradient);
     }
 
-    /// <summary>One warp per row for <paramref name="count"/> rows, in <paramref name="like"/>'s dtype variant.</summary>
-    static void LaunchRows(string name, Tensor like, long count, void** arguments)
+    /// <summary>One warp per row (or token) for <paramref name="count"/> of them, in <paramref name="like"/>'s dtype variant.</summary>
+    static void LaunchPerRow(string name, Tensor like, long count, void** arguments)
     {
         if (count == 0) return;
-        Launch(For(like.device).For(name, like.dtype), like.device, Blocks(count), WarpThreads, 0, arguments);
+        uint blocks = checked((uint)((count * 32 + WarpThreads - 1) / WarpThreads));
+        Launch(For(like.device).For(name, like.dtype), like.device, blocks, WarpThreads, 0, arguments);
     }
-
-    /// <summary>One warp per token (or row).</summary>
-    static uint Blocks(long n) => checked((uint)((n * 32 + WarpThreads - 1) / WarpThreads));
 
     static IntPtr Address(Tensor tensor) => tensor.numel() == 0 ? IntPtr.Zero : TensorPointer.Of(tensor, "a routing kernel's tensor");
 
@@ -269,12 +261,10 @@ public static unsafe class RoutingKernels
     static byte[] Cubin(int architecture)
     {
         string source = EmbeddedSource.Read(Source);
-        string hash = Convert.ToHexString(SHA256.HashData(Encoding.UTF8.GetBytes(source + "\n" + Nvrtc.Version())))[..16].ToLowerInvariant();
-        string folder = Path.Combine(CacheDirectory.Default(), "native");
-        string path = Path.Combine(folder, $"routing-{hash}-sm{architecture}.cubin");
+        string path = EmbeddedSource.CachePath("routing", source, Nvrtc.Version(), $"-sm{architecture}.cubin");
         if (File.Exists(path)) return File.ReadAllBytes(path);
         byte[] cubin = Nvrtc.CompileCubin(source, Source, architecture);
-        Directory.CreateDirectory(folder);
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         string temporary = $"{path}.{Environment.ProcessId}.tmp";
         File.WriteAllBytes(temporary, cubin);
         File.Move(temporary, path, overwrite: true);

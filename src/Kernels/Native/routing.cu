@@ -315,28 +315,8 @@ __device__ void dispatch_forward(const T* tokens, const i64* row_source, const i
   for (int p = lane; p < m / PER_PACK(T); p += 32) to[p] = filled ? from[p] : zero;
 }
 
-// tokens' gradient: Σ over a token's kept choices of its buffer rows' gradients.
-template <typename T>
-__device__ void dispatch_backward(const T* grad_buffer, const i64* destination, i64 n, int k, i64 rows, int m,
-                                  T* grad_tokens) {
-  i64 t = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
-  int lane = threadIdx.x & 31;
-  if (t >= n) return;
-  for (int p = lane; p < m / PER_PACK(T); p += 32) {
-    float sum[8] = {0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f, 0.f};
-    for (int r = 0; r < k; r++) {
-      i64 row = destination[t * k + r];
-      if (row >= rows) continue;
-      float v[8];
-      unpack(((const Pack*)(grad_buffer + row * m))[p], v, T());
-#pragma unroll
-      for (int i = 0; i < PER_PACK(T); i++) sum[i] += v[i];
-    }
-    ((Pack*)(grad_tokens + t * m))[p] = pack(sum, T());
-  }
-}
-
-// y[t] = Σ over t's kept choices of weight · output[row].
+// y[t] = Σ over t's kept choices of weight · output[row]. Without weights (all 1) it is dispatch's backward: a token's
+// gradient is the sum of its kept rows' gradients.
 template <typename T>
 __device__ void combine_forward(const T* output, const i64* destination, const float* weights, i64 n, int k, i64 rows,
                                 int m, T* y) {
@@ -348,7 +328,7 @@ __device__ void combine_forward(const T* output, const i64* destination, const f
     for (int r = 0; r < k; r++) {
       i64 row = destination[t * k + r];
       if (row >= rows) continue;
-      float w = weights[t * k + r], v[8];
+      float w = weights ? weights[t * k + r] : 1.f, v[8];
       unpack(((const Pack*)(output + row * m))[p], v, T());
 #pragma unroll
       for (int i = 0; i < PER_PACK(T); i++) sum[i] += w * v[i];
@@ -398,7 +378,7 @@ __device__ void combine_backward(const T* grad_y, const T* output, const i64* ro
   }                                                                                                                    \
   extern "C" __global__ void dispatch_backward_##NAME(const T* grad_buffer, const i64* destination, i64 n, int k,      \
                                                       i64 rows, int m, T* grad_tokens) {                               \
-    dispatch_backward(grad_buffer, destination, n, k, rows, m, grad_tokens);                                           \
+    combine_forward(grad_buffer, destination, (const float*)0, n, k, rows, m, grad_tokens);                            \
   }                                                                                                                    \
   extern "C" __global__ void combine_forward_##NAME(const T* output, const i64* destination, const float* weights,     \
                                                     i64 n, int k, i64 rows, int m, T* y) {                             \

@@ -44,16 +44,15 @@ public static class ScanRouter
         var layout = ExpertBufferLayout.Padded;
         if (settings.DropTokens)
         {
-            capacity = Routing.Capacity.Compute(g, e, k, training ? settings.CapacityFactor : settings.EvalCapacityFactor, settings.MinCapacity, settings.CapacityAlignment);
+            capacity = CapacityOf(settings, g, training);
             var dropped = slot.ge(capacity);
-            var kept = gates.masked_fill(dropped, 0);
-            weights = k == 1 ? kept : kept / kept.sum(1, keepdim: true).clamp_min(1.1920929e-07);
+            weights = CombineWeights(gates, dropped, k);
             long rows = (long)e * groups * capacity;
             destination = PaddedRow(chosen, slot, groups, g, capacity).masked_fill_(dropped, rows).flatten();
         }
         else
         {
-            weights = k == 1 ? gates : gates / gates.sum(1, keepdim: true);
+            weights = CombineWeights(gates, null, k);
             if (roomForEveryToken)
             {
                 capacity = g;
@@ -73,7 +72,7 @@ public static class ScanRouter
                     var expertEnds = room.cumsum(0);
                     expertStart = expertEnds - room;
                     ends = expertEnds.to_type(ScalarType.Int32);
-                    packedRows = n * k + (long)(groupAlignment - 1) * e;
+                    packedRows = AlignedPackedRows(n, k, e, groupAlignment);
                     capacity = 0;
                 }
                 else
@@ -124,20 +123,20 @@ public static class ScanRouter
     }
 
     /// <summary>
-    /// One routing group on a GPU: slots, buffer rows, counts and the buffer's row sources from one kernel
-    /// (<see cref="RoutingKernels.Slots"/>) instead of the one-hot scan's dozen. Null where the kernel does not apply:
-    /// no kernels here, or a dropless layout that reads the sizes back.
+    /// One routing group on a GPU: slots, buffer rows, counts and the buffer's row sources from two kernels
+    /// (<see cref="RoutingKernels.Slots"/>) instead of the one-hot scan's dozen. Null where the kernels do not apply:
+    /// none here, or a dropless layout that reads the sizes back.
     /// </summary>
     static RoutingTable? RouteWithKernel(GateSettings settings, bool training, bool packDropless, bool roomForEveryToken, int groupAlignment,
         Tensor logits, Tensor probs, Tensor gates, Tensor chosen)
     {
-        long n = chosen.shape[0];
         int e = settings.Experts, k = settings.TopK, capacity;
-        long rows;
+        if (!RoutingKernels.SupportsSlots(chosen, e)) return null;
+        long n = chosen.shape[0], rows;
         var layout = ExpertBufferLayout.Padded;
         if (settings.DropTokens)
         {
-            capacity = Routing.Capacity.Compute((int)n, e, k, training ? settings.CapacityFactor : settings.EvalCapacityFactor, settings.MinCapacity, settings.CapacityAlignment);
+            capacity = CapacityOf(settings, (int)n, training);
             rows = (long)e * capacity;
         }
         else if (roomForEveryToken)
@@ -149,24 +148,14 @@ public static class ScanRouter
         {
             layout = ExpertBufferLayout.Packed;
             capacity = 0;
-            rows = n * k + (long)(groupAlignment - 1) * e;
+            rows = AlignedPackedRows(n, k, e, groupAlignment);
         }
         else
         {
             return null;
         }
-        if (!RoutingKernels.SupportsSlots(chosen, e)) return null;
         var slots = RoutingKernels.Slots(chosen, e, capacity, groupAlignment, rows);
-        Tensor weights;
-        if (settings.DropTokens)
-        {
-            var kept = gates.masked_fill(slots.Dropped!, 0);
-            weights = k == 1 ? kept : kept / kept.sum(1, keepdim: true).clamp_min(1.1920929e-07);
-        }
-        else
-        {
-            weights = k == 1 ? gates : gates / gates.sum(1, keepdim: true);
-        }
+        var weights = CombineWeights(gates, settings.DropTokens ? slots.Dropped : null, k);
         var all = slots.Counts[0];
         var first = slots.Counts[1];
         return new RoutingTable
@@ -188,6 +177,27 @@ public static class ScanRouter
             ZLossSource = () => ZLoss(logits),
         };
     }
+
+    /// <summary>Slots per expert in a routing group of <paramref name="groupTokens"/> tokens.</summary>
+    static int CapacityOf(GateSettings settings, int groupTokens, bool training) =>
+        Routing.Capacity.Compute(groupTokens, settings.Experts, settings.TopK, training ? settings.CapacityFactor : settings.EvalCapacityFactor,
+            settings.MinCapacity, settings.CapacityAlignment);
+
+    /// <summary>
+    /// The gates [N, k] as combine weights: dropped choices ([N, k] bool, null when none can be) weigh 0, and for
+    /// k ≥ 2 the kept ones are renormalised to sum to 1.
+    /// </summary>
+    static Tensor CombineWeights(Tensor gates, Tensor? dropped, int k)
+    {
+        var kept = dropped is null ? gates : gates.masked_fill(dropped, 0);
+        if (k == 1) return kept;
+        var total = kept.sum(1, keepdim: true);
+        return kept / (dropped is null ? total : total.clamp_min(1.1920929e-07));
+    }
+
+    /// <summary>Rows of a packed buffer whose experts each start at a multiple of <paramref name="alignment"/>: room for
+    /// every choice plus the most padding the alignment can add.</summary>
+    static long AlignedPackedRows(long n, int k, int e, int alignment) => n * k + (long)(alignment - 1) * e;
 
     /// <summary>Mean squared log-sum-exp of the logits, in their accumulation type (the fused gate keeps bf16 logits).</summary>
     static Tensor ZLoss(Tensor logits) => logits.to_type(logits.AccumulationType()).logsumexp(-1).square().mean();
