@@ -1,20 +1,15 @@
-using System.Collections.Concurrent;
 using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Orleans.MoE.Kernels.Native;
 
 /// <summary>
-/// The MoE layer's fused CUDA kernels (<c>routing.cu</c>, embedded: gate, slots, dispatch, combine): compiled by
-/// <see cref="Nvrtc"/> once per GPU architecture (the cubin is kept in the cache folder), loaded into each device's
-/// primary context and launched through the driver API on the stream libtorch runs on from the calling thread, so they
-/// take their place in captured CUDA graphs and in autograd's backward like any ATen kernel. Callers fall back to
-/// TorchSharp operations where <see cref="Supports"/>, <see cref="SupportsSlots"/> or <see cref="SupportsRows"/> say
-/// no (CPU, other dtypes, no NVRTC).
+/// The MoE layer's fused routing kernels (<c>routing.cu</c>, a <see cref="CudaModule"/>: gate, slots, dispatch,
+/// combine). Callers fall back to TorchSharp operations where <see cref="Supports"/>, <see cref="SupportsSlots"/> or
+/// <see cref="SupportsRows"/> say no (CPU, other dtypes, no NVRTC).
 /// </summary>
 public static unsafe class RoutingKernels
 {
-    const string Source = "routing.cu";
     /// <summary>Threads per block of the one-warp-per-row kernels (8 rows a block).</summary>
     const int WarpThreads = 256;
     const int MaxSlotThreads = 1024;
@@ -26,29 +21,18 @@ public static unsafe class RoutingKernels
     /// <summary>A gate kernel keeps its token's best k in registers.</summary>
     public const int MaxTopK = 8;
 
-    static readonly ConcurrentDictionary<int, Lazy<Module>> Modules = new();
+    static readonly CudaModule Kernels = new("routing.cu",
+    [
+        "gate_forward_f32", "gate_forward_bf16", "gate_backward_f32", "gate_backward_bf16", "route_ranks", "route_rows",
+        "dispatch_forward_f32", "dispatch_forward_bf16", "dispatch_backward_f32", "dispatch_backward_bf16",
+        "combine_forward_f32", "combine_forward_bf16", "combine_backward_f32", "combine_backward_bf16",
+    ]);
 
     /// <summary>
     /// False runs TorchSharp's operations instead, for comparisons in one process (the benchmark); the environment
     /// variable MOE_NATIVE_ROUTING=0 sets it false at start.
     /// </summary>
     public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("MOE_NATIVE_ROUTING") != "0";
-
-    static readonly string[] Functions =
-    [
-        "gate_forward_f32", "gate_forward_bf16", "gate_backward_f32", "gate_backward_bf16", "route_ranks", "route_rows",
-        "dispatch_forward_f32", "dispatch_forward_bf16", "dispatch_backward_f32", "dispatch_backward_bf16",
-        "combine_forward_f32", "combine_forward_bf16", "combine_backward_f32", "combine_backward_bf16",
-    ];
-
-    /// <summary>The loaded functions by name, or why there are none.</summary>
-    sealed record Module(IReadOnlyDictionary<string, IntPtr> Functions, string? Problem)
-    {
-        public IntPtr this[string name] => Functions[name];
-
-        /// <summary>The variant of <paramref name="name"/> for <paramref name="dtype"/> (fp32 or bf16).</summary>
-        public IntPtr For(string name, ScalarType dtype) => Functions[name + (dtype == ScalarType.BFloat16 ? "_bf16" : "_f32")];
-    }
 
     /// <summary>True when <paramref name="logits"/> (fp32 or bf16 on a GPU) can be routed by these kernels.</summary>
     public static bool Supports(Tensor logits, int topK) =>
@@ -63,7 +47,7 @@ public static unsafe class RoutingKernels
         Enabled && tensor.device_type == DeviceType.CUDA && tensor.dtype is ScalarType.Float32 or ScalarType.BFloat16 && Problem(tensor.device) is null;
 
     /// <summary>Why the kernels cannot run on <paramref name="device"/> (null when they can).</summary>
-    public static string? Problem(Device device) => device.type != DeviceType.CUDA ? "not a CUDA device" : For(device).Problem;
+    public static string? Problem(Device device) => Kernels.Problem(device);
 
     /// <summary>logits [N, E] → probabilities [N, E] (fp32), the k largest of each row [N, k] (fp32) and their experts [N, k].</summary>
     public static (Tensor Probs, Tensor Gates, Tensor Chosen) GateForward(Tensor logits, int k)
@@ -133,11 +117,10 @@ public static unsafe class RoutingKernels
         using var tileCounts = torch.empty((long)tiles * 2 * e, dtype: ScalarType.Int32, device: device);
         IntPtr c = Address(chosen), d = Address(destination), counted = Address(counts), r = Address(rowSource), t = Address(tileCounts);
         IntPtr dr = dropped is null ? IntPtr.Zero : Address(dropped), en = ends is null ? IntPtr.Zero : Address(ends);
-        var module = For(device);
         void** ranks = stackalloc void*[] { &c, &n, &k, &e, &rows, &d, &t, &r };
-        Launch(module["route_ranks"], device, (uint)tiles, threads, (uint)((threads / 32 + 1) * e * sizeof(int)), ranks);
+        CudaModule.Launch(Kernels.Function(device, "route_ranks"), device, (uint)tiles, threads, (uint)((threads / 32 + 1) * e * sizeof(int)), ranks);
         void** rowArguments = stackalloc void*[] { &c, &n, &k, &e, &capacity, &alignment, &rows, &tiles, &t, &d, &counted, &dr, &en, &r };
-        Launch(module["route_rows"], device, (uint)tiles, threads, (uint)(3 * e * sizeof(int)), rowArguments);
+        CudaModule.Launch(Kernels.Function(device, "route_rows"), device, (uint)tiles, threads, (uint)(3 * e * sizeof(int)), rowArguments);
         GC.KeepAlive(chosen);
         return new SlotTable(destination, counts, dropped, ends, rowSource);
     }
@@ -215,59 +198,8 @@ public static unsafe class RoutingKernels
     {
         if (count == 0) return;
         uint blocks = checked((uint)((count * 32 + WarpThreads - 1) / WarpThreads));
-        Launch(For(like.device).For(name, like.dtype), like.device, blocks, WarpThreads, 0, arguments);
+        CudaModule.Launch(Kernels.Function(like.device, name, like.dtype), like.device, blocks, WarpThreads, 0, arguments);
     }
 
-    static IntPtr Address(Tensor tensor) => tensor.numel() == 0 ? IntPtr.Zero : TensorPointer.Of(tensor, "a routing kernel's tensor");
-
-    static void Launch(IntPtr function, Device device, uint blocks, int threads, uint sharedBytes, void** arguments)
-    {
-        int ordinal = Ordinal(device);
-        CudaDriver.MakeCurrent(ordinal);
-        CudaDriver.Check(CudaDriver.cuLaunchKernel(function, blocks, 1, 1, (uint)threads, 1, 1, sharedBytes, CudaGraphLibrary.CurrentStream(ordinal), arguments, null), "cuLaunchKernel (routing)");
-    }
-
-    static int Ordinal(Device device) => device.index < 0 ? 0 : device.index;
-
-    static Module For(Device device) => Modules.GetOrAdd(Ordinal(device), o => new Lazy<Module>(() => Build(o))).Value;
-
-    static Module Build(int ordinal)
-    {
-        if (!Nvrtc.Available) return Failed($"NVRTC: {Nvrtc.Problem}");
-        try
-        {
-            int architecture = CudaDriver.ComputeCapability(ordinal);
-            byte[] cubin = Cubin(architecture);
-            CudaDriver.MakeCurrent(ordinal);
-            IntPtr module;
-            fixed (byte* image = cubin) CudaDriver.Check(CudaDriver.cuModuleLoadData(out module, (IntPtr)image), "cuModuleLoadData (routing)");
-            var functions = new Dictionary<string, IntPtr>();
-            foreach (string name in Functions)
-            {
-                CudaDriver.Check(CudaDriver.cuModuleGetFunction(out IntPtr function, module, name), $"cuModuleGetFunction {name}");
-                functions[name] = function;
-            }
-            return new Module(functions, null);
-        }
-        catch (Exception e) when (e is InvalidOperationException or IOException or DllNotFoundException or EntryPointNotFoundException)
-        {
-            return Failed(e.Message);
-        }
-    }
-
-    static Module Failed(string problem) => new(new Dictionary<string, IntPtr>(), problem);
-
-    /// <summary>The cubin for one architecture, compiled once and kept under the cache folder (written to a temporary name and renamed).</summary>
-    static byte[] Cubin(int architecture)
-    {
-        string source = EmbeddedSource.Read(Source);
-        string path = EmbeddedSource.CachePath("routing", source, Nvrtc.Version(), $"-sm{architecture}.cubin");
-        if (File.Exists(path)) return File.ReadAllBytes(path);
-        byte[] cubin = Nvrtc.CompileCubin(source, Source, architecture);
-        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-        string temporary = $"{path}.{Environment.ProcessId}.tmp";
-        File.WriteAllBytes(temporary, cubin);
-        File.Move(temporary, path, overwrite: true);
-        return cubin;
-    }
+    static IntPtr Address(Tensor tensor) => CudaModule.Address(tensor);
 }
