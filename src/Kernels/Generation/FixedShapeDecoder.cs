@@ -118,7 +118,7 @@ public sealed class FixedShapeDecoder : IDisposable
             {
                 // The warm-up is this step for real (the replay below rewrites the same keys and values): lazy
                 // initialisation happens outside the capture, and no running request's cache sees stale input.
-                var created = new CudaGraph(device.index < 0 ? 0 : device.index);
+                var created = new CudaGraph(CudaDriver.OrdinalOf(device));
                 try
                 {
                     created.OnGraphStream(() =>

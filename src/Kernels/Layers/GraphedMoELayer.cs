@@ -180,7 +180,7 @@ public sealed class GraphedMoELayer : IDisposable
         input = torch.randn(shape, device: device).to_type(dtype).requires_grad_().DetachFromDisposeScope();
         outputGrad = torch.randn(shape, device: device).to_type(dtype).DetachFromDisposeScope();
         auxGrad = torch.ones([], device: device).DetachFromDisposeScope();
-        forwardGraph = new CudaGraph(device.index < 0 ? 0 : device.index);
+        forwardGraph = new CudaGraph(CudaDriver.OrdinalOf(device));
         // Lazy initialisation (cuBLAS workspaces, kernel selection) happens in warm-up runs on the capture stream.
         forwardGraph.OnGraphStream(() =>
         {

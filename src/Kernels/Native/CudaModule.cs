@@ -28,7 +28,7 @@ sealed unsafe class CudaModule(string source, IReadOnlyList<string> functions)
 
     public static void Launch(IntPtr function, Device device, uint blocks, int threads, uint sharedBytes, void** arguments)
     {
-        int ordinal = Ordinal(device);
+        int ordinal = CudaDriver.OrdinalOf(device);
         CudaDriver.MakeCurrent(ordinal);
         CudaDriver.Check(CudaDriver.cuLaunchKernel(function, blocks, 1, 1, (uint)threads, 1, 1, sharedBytes, CudaGraphLibrary.CurrentStream(ordinal), arguments, null), "cuLaunchKernel");
     }
@@ -36,9 +36,7 @@ sealed unsafe class CudaModule(string source, IReadOnlyList<string> functions)
     /// <summary>The device address of <paramref name="tensor"/>'s data (zero when it has none).</summary>
     public static IntPtr Address(Tensor tensor) => tensor.numel() == 0 ? IntPtr.Zero : TensorPointer.Of(tensor, "a fused kernel's tensor");
 
-    static int Ordinal(Device device) => device.index < 0 ? 0 : device.index;
-
-    Loaded For(Device device) => devices.GetOrAdd(Ordinal(device), o => new Lazy<Loaded>(() => Build(o))).Value;
+    Loaded For(Device device) => devices.GetOrAdd(CudaDriver.OrdinalOf(device), o => new Lazy<Loaded>(() => Build(o))).Value;
 
     Loaded Build(int ordinal)
     {

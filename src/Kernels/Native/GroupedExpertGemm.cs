@@ -27,7 +27,7 @@ public static unsafe class GroupedExpertGemm
     {
         if (operand.device_type != DeviceType.CUDA || operand.dtype != ScalarType.BFloat16 || !CudaGraphLibrary.Available) return 0;
         var device = operand.device;
-        return Probed.GetOrAdd(device.index < 0 ? 0 : device.index, _ => Probe(device));
+        return Probed.GetOrAdd(CudaDriver.OrdinalOf(device), _ => Probe(device));
     }
 
     /// <summary>rows [T, K] (grouped by expert), weights [E, K, N], ends [E] int32 (cumulative row counts) → [T, N].</summary>

@@ -52,7 +52,7 @@ public sealed class ServingReplicaParts : IDisposable
         string key = $"serve/{spec.Name}/{role.Members[0].Silo}/f{role.Formation}";
         // MPI is refused upstream (a replica is not a whole mpiexec world); the data planes' collective timeouts stand,
         // and an idle rank 0 pings its followers well within them.
-        var world = DataPlaneWorld.Join(role.DataPlane, key, role.Members.Count, role.Rank, role.DataPlaneId, device.index >= 0 ? device.index : 0);
+        var world = DataPlaneWorld.Join(role.DataPlane, key, role.Members.Count, role.Rank, role.DataPlaneId, CudaDriver.OrdinalOf(device));
         ServingGroups? groups = null;
         try
         {
