@@ -1,4 +1,5 @@
 using TorchSharp;
+using static Orleans.MoE.Kernels.Native.CudaModule;
 using static TorchSharp.torch;
 
 namespace Orleans.MoE.Kernels.Native;
@@ -118,9 +119,9 @@ public static unsafe class RoutingKernels
         IntPtr c = Address(chosen), d = Address(destination), counted = Address(counts), r = Address(rowSource), t = Address(tileCounts);
         IntPtr dr = dropped is null ? IntPtr.Zero : Address(dropped), en = ends is null ? IntPtr.Zero : Address(ends);
         void** ranks = stackalloc void*[] { &c, &n, &k, &e, &rows, &d, &t, &r };
-        CudaModule.Launch(Kernels.Function(device, "route_ranks"), device, (uint)tiles, threads, (uint)((threads / 32 + 1) * e * sizeof(int)), ranks);
+        Launch(Kernels.Function(device, "route_ranks"), device, (uint)tiles, threads, (uint)((threads / 32 + 1) * e * sizeof(int)), ranks);
         void** rowArguments = stackalloc void*[] { &c, &n, &k, &e, &capacity, &alignment, &rows, &tiles, &t, &d, &counted, &dr, &en, &r };
-        CudaModule.Launch(Kernels.Function(device, "route_rows"), device, (uint)tiles, threads, (uint)(3 * e * sizeof(int)), rowArguments);
+        Launch(Kernels.Function(device, "route_rows"), device, (uint)tiles, threads, (uint)(3 * e * sizeof(int)), rowArguments);
         GC.KeepAlive(chosen);
         return new SlotTable(destination, counts, dropped, ends, rowSource);
     }
@@ -198,8 +199,6 @@ public static unsafe class RoutingKernels
     {
         if (count == 0) return;
         uint blocks = checked((uint)((count * 32 + WarpThreads - 1) / WarpThreads));
-        CudaModule.Launch(Kernels.Function(like.device, name, like.dtype), like.device, blocks, WarpThreads, 0, arguments);
+        Launch(Kernels.Function(like.device, name, like.dtype), like.device, blocks, WarpThreads, 0, arguments);
     }
-
-    static IntPtr Address(Tensor tensor) => CudaModule.Address(tensor);
 }
