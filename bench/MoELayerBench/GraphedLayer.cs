@@ -7,9 +7,10 @@ namespace Orleans.MoE.Bench;
 /// <summary>
 /// The project's MoE layer as CUDA graphs (<see cref="GraphedMoELayer"/>): one launch forward, one backward. With
 /// <paramref name="fusedRouting"/> false the graphs are captured with TorchSharp's routing operations instead of the
-/// fused routing kernels, for a comparison in the same run.
+/// fused routing kernels, and with <paramref name="tunedGemm"/> false with torch.bmm for the capacity layout's expert
+/// GEMMs instead of the tuned cuBLASLt ones (<see cref="BatchedExpertGemm"/>), for comparisons in the same run.
 /// </summary>
-public sealed class GraphedLayer(MoELayer layer, string mode, long[] shape, ScalarType dtype, Device device, bool fusedRouting = true) : IBenchLayer, IDisposable
+public sealed class GraphedLayer(MoELayer layer, string mode, long[] shape, ScalarType dtype, Device device, bool fusedRouting = true, bool tunedGemm = true) : IBenchLayer, IDisposable
 {
     readonly GraphedMoELayer graphed = new(layer, shape, dtype, device);
 
@@ -21,8 +22,10 @@ public sealed class GraphedLayer(MoELayer layer, string mode, long[] shape, Scal
 
     public LayerResult Forward(Tensor x)
     {
-        bool enabled = RoutingKernels.Enabled;
-        RoutingKernels.Enabled = enabled && fusedRouting;
+        // The switches matter while the graphs are captured (the first call); replays run what was captured.
+        bool routing = RoutingKernels.Enabled, gemm = BatchedExpertGemm.Enabled;
+        RoutingKernels.Enabled = routing && fusedRouting;
+        BatchedExpertGemm.Enabled = gemm && tunedGemm;
         try
         {
             var (output, aux) = graphed.Forward(x);
@@ -30,7 +33,8 @@ public sealed class GraphedLayer(MoELayer layer, string mode, long[] shape, Scal
         }
         finally
         {
-            RoutingKernels.Enabled = enabled;
+            RoutingKernels.Enabled = routing;
+            BatchedExpertGemm.Enabled = gemm;
         }
     }
 

@@ -46,15 +46,16 @@ if (options.ContainsKey("check-kernels"))
     return CheckKernels(device) ? 0 : 1;
 if (options.TryGetValue("profile", out var profiled))
 {
-    // For a kernel profiler (ncu --graph-profiling node): the graphed layer of one shape, capacity then dropless, two
-    // forward+backward replays each after capture; the profiler's last kernels are the replays'.
+    // For a kernel profiler (ncu --graph-profiling node): the graphed layer of one shape with the bf16 router (the
+    // headline variant), capacity then dropless, two forward+backward replays each after capture; the profiler's last
+    // kernels are the replays'.
     var (target, _, _) = BenchShape.Targets.Single(t => t.Shape.Name == profiled);
     var shape = gpu ? target : target.Scaled(8);
     foreach (bool dropTokens in new[] { true, false })
     {
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(1);
-        using var graphed = new GraphedLayer(Build(shape, dropTokens), dropTokens ? "capacity 1.25" : "dropless", [shape.Tokens, shape.DModel], dtype, device);
+        using var graphed = new GraphedLayer(BenchLayers.Build(shape, dropTokens, device, dtype, routerInComputeDtype: true), dropTokens ? "capacity 1.25" : "dropless", [shape.Tokens, shape.DModel], dtype, device);
         var x = torch.randn(shape.Tokens, shape.DModel, device: device).to_type(dtype).requires_grad_();
         var gradient = torch.randn(shape.Tokens, shape.DModel, device: device).to_type(dtype);
         for (int i = 0; i < 3; i++)
@@ -124,6 +125,7 @@ foreach (var (target, peerMs, targetMs) in BenchShape.Targets)
         (() => new GraphedLayer(capacityLayer, "capacity 1.25", inputShape, dtype, device), capacityLayer),
         (() => new GraphedLayer(droplessLayer, "dropless", inputShape, dtype, device), droplessLayer),
         (() => new GraphedLayer(capacityBf16Router, "capacity 1.25, bf16 router", inputShape, dtype, device), capacityBf16Router),
+        (() => new GraphedLayer(capacityBf16Router, "capacity 1.25, bf16 router, torch.bmm experts", inputShape, dtype, device, tunedGemm: false), capacityBf16Router),
         (() => new GraphedLayer(droplessBf16Router, "dropless, bf16 router", inputShape, dtype, device), droplessBf16Router),
         (() => new GraphedLayer(capacityBf16Router, "capacity 1.25, bf16 router, TorchSharp routing", inputShape, dtype, device, fusedRouting: false), capacityBf16Router),
         (() => new GraphedLayer(droplessBf16Router, "dropless, bf16 router, TorchSharp routing", inputShape, dtype, device, fusedRouting: false), droplessBf16Router),
@@ -237,8 +239,9 @@ return rows.Any(r => r.TryGetValue("check", out var c) && (string)c != "ok") ? 1
 
 MoELayer Build(BenchShape shape, bool dropTokens) => BenchLayers.Build(shape, dropTokens, device, dtype);
 
-// The fused kernels against TorchSharp's operations (tests/Shared/RoutingKernelCheck.cs): a line per case that is not
-// plainly equal, then the summary; false when any differs.
+// The fused kernels against TorchSharp's operations (tests/Shared/RoutingKernelCheck.cs) and the tuned expert GEMM
+// against float64 (tests/Shared/ExpertGemmCheck.cs): a line per case that is not plainly equal, then the summaries;
+// false when any differs.
 static bool CheckKernels(Device device)
 {
     if (RoutingKernels.Problem(device) is { } problem)
@@ -250,5 +253,13 @@ static bool CheckKernels(Device device)
     foreach (string tied in report.TiedOrder) Console.WriteLine($"routing kernels rank tied experts in another order: {tied}");
     foreach (string difference in report.Differences) Console.WriteLine($"routing kernels differ: {difference}");
     Console.WriteLine(report.Summary);
-    return report.Differences.Count == 0;
+    if (!CudaGraphLibrary.Available)
+    {
+        Console.WriteLine($"tuned expert GEMM unavailable: {CudaGraphLibrary.Problem}");
+        return false;
+    }
+    var (cases, differences) = ExpertGemmCheck.Run(device);
+    foreach (string difference in differences) Console.WriteLine($"tuned expert GEMM differs: {difference}");
+    Console.WriteLine($"tuned expert GEMM against float64 bmm: {cases - differences.Count} of {cases} cases within 1e-2, {differences.Count} differ");
+    return report.Differences.Count == 0 && differences.Count == 0;
 }

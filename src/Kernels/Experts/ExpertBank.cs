@@ -58,11 +58,14 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
     /// <summary>Parameters of one expert (both matrices).</summary>
     public long ParametersPerExpert => w1.shape[1] * w1.shape[2] + w2.shape[1] * w2.shape[2];
 
-    /// <summary>[E, R, M] tokens per expert (padded buffer) → [E, R, M] outputs: one batched GEMM pair.</summary>
+    /// <summary>
+    /// [E, R, M] tokens per expert (padded buffer) → [E, R, M] outputs: one batched GEMM pair (on a GPU in bf16/fp16,
+    /// cuBLASLt with tuned algorithms: <see cref="BatchedExpertGemm"/>).
+    /// </summary>
     public override Tensor forward(Tensor buffer)
     {
-        var hidden = nn.functional.gelu(torch.bmm(buffer, w1.As(buffer)));
-        return torch.bmm(hidden, w2.As(buffer));
+        var hidden = nn.functional.gelu(BatchedExpertGemm.MultiplyOrBmm(buffer, w1.As(buffer)));
+        return BatchedExpertGemm.MultiplyOrBmm(hidden, w2.As(buffer));
     }
 
     /// <summary>

@@ -1,6 +1,6 @@
 // What TorchSharp lacks on a GPU, as a C interface over libtorch's C++ API: CUDA graphs (libtorch's own
-// at::cuda::CUDAGraph, so the caching allocator gives each graph its private memory pool, as torch.cuda.graph does)
-// and a GEMM over experts chosen on the device. Compiled on the GPU host against the PyTorch installation whose
+// at::cuda::CUDAGraph, so the caching allocator gives each graph its private memory pool, as torch.cuda.graph does),
+// GEMMs over experts chosen on the device, and tuned cuBLASLt GEMMs for the capacity layout (expert_bmm.cpp). Compiled on the GPU host against the PyTorch installation whose
 // libtorch the process already runs on (CudaGraphLibrary.cs builds and loads it).
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
@@ -10,6 +10,8 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
+
+#include "expert_bmm.h"
 
 #include <exception>
 #include <optional>
@@ -223,6 +225,14 @@ int moe_gathered_gemm(const at::Tensor* x, const at::Tensor* w, const at::Tensor
 void* moe_grouped_mm(const at::Tensor* a, const at::Tensor* b, const at::Tensor* offs) {
   at::Tensor* result = nullptr;
   if (guarded([&] { result = new at::Tensor(at::_grouped_mm(*a, *b, *offs)); }) != 0) return nullptr;
+  return result;
+}
+
+// x [E, m, k] · w [E, k, n] → [E, m, n] through cuBLASLt with the fastest algorithm for the shape (expert_bmm.cpp),
+// recording its own backward. Returns a new at::Tensor* (TorchSharp takes it over), or null with the error kept.
+void* moe_expert_bmm(const at::Tensor* x, const at::Tensor* w) {
+  at::Tensor* result = nullptr;
+  if (guarded([&] { result = new at::Tensor(moe::expert_bmm(*x, *w)); }) != 0) return nullptr;
   return result;
 }
 

@@ -6,7 +6,7 @@ namespace Orleans.MoE.Kernels.Tests.Native;
 
 /// <summary>
 /// The fused gate, slot, dispatch and combine kernels against their TorchSharp fallback (tests/Shared/RoutingKernelCheck.cs:
-/// 88 cases). Needs a CUDA GPU through a PyTorch libtorch (MOE_LIBTORCH) and NVRTC; skipped otherwise. The benchmark
+/// 88 cases), and the tuned cuBLASLt expert GEMM against float64 (tests/Shared/ExpertGemmCheck.cs). Needs a CUDA GPU through a PyTorch libtorch (MOE_LIBTORCH) and NVRTC; skipped otherwise. The benchmark
 /// runs the same check on GPU hosts that have no .NET SDK (<c>MoELayerBench --check-kernels</c>).
 /// </summary>
 public class FusedKernelTests
@@ -19,5 +19,15 @@ public class FusedKernelTests
         if (RoutingKernels.Problem(device) is { } problem) Assert.Skip($"the fused kernels cannot run here: {problem}");
         var report = RoutingKernelCheck.Run(device);
         Assert.True(report.Differences.Count == 0, $"{report.Summary}\n{string.Join("\n", report.Differences)}");
+    }
+
+    [Fact]
+    public void TheTunedExpertGemmMatchesAFloat64BatchedProduct()
+    {
+        if (!torch.cuda.is_available()) Assert.Skip($"libtorch has no CUDA here: set {TorchRuntime.LibTorchVariable} to a PyTorch installation's torch/lib");
+        var device = new torch.Device(DeviceType.CUDA, 0);
+        if (!CudaGraphLibrary.Available) Assert.Skip($"the CUDA helper cannot be built here: {CudaGraphLibrary.Problem}");
+        var (cases, differences) = ExpertGemmCheck.Run(device);
+        Assert.True(differences.Count == 0, $"{differences.Count} of {cases} cases differ:\n{string.Join("\n", differences)}");
     }
 }
