@@ -4,9 +4,9 @@ using static TorchSharp.torch;
 namespace Orleans.MoE.Kernels.Native;
 
 /// <summary>
-/// The capacity layout's expert GEMMs ([E, C, K] · [E, K, N]) through cuBLASLt with, per shape, the algorithm that ran
-/// fastest of those cuBLASLt offers (timed once, outside CUDA graph capture), forward and both gradients; torch.bmm's
-/// cuBLAS call takes the first heuristic's kernel. Through the CUDA helper (<see cref="CudaGraphLibrary"/>, expert_bmm.cpp).
+/// The capacity layout's expert GEMMs ([E, C, K] · [E, K, N]), forward and both gradients, each run by whichever ran
+/// fastest for its shape (timed once, outside CUDA graph capture) of cuBLASLt's candidate algorithms and cuBLAS's
+/// strided batched GEMM; torch.bmm always takes that cuBLAS call's first heuristic. Through the CUDA helper (<see cref="CudaGraphLibrary"/>, expert_bmm.cpp).
 /// <c>MOE_EXPERT_GEMM=first</c> keeps cuBLASLt's first heuristic (the same kernels every run, so bit-identical runs);
 /// <c>MOE_EXPERT_GEMM=bmm</c> turns this path off (torch.bmm).
 /// </summary>

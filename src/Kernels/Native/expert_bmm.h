@@ -6,7 +6,7 @@
 namespace moe {
 
 // x [E, m, k] · w [E, k, n] → [E, m, n] (bf16 or fp16, on one GPU), differentiable in both: the forward and both
-// gradients are cuBLASLt batched GEMMs, each with the algorithm that ran fastest for its shape.
+// gradients are batched GEMMs, each run by whichever ran fastest for its shape: one of cuBLASLt's algorithms or cuBLAS.
 at::Tensor expert_bmm(const at::Tensor& x, const at::Tensor& w);
 
 }  // namespace moe

@@ -25,7 +25,14 @@ public static class GradientClipping
     {
         if (maxNorm <= 0) return;
         using var noGrad = torch.no_grad();
-        using var scale = (maxNorm / (norm + 1e-6)).clamp_max(1.0);
+        // Scalars held to the end of the method: TorchSharp's implicit ones (norm + 1e-6 makes two) pass only their
+        // native handles, so a collection during the call could finalize one under libtorch (seen once in CI:
+        // "Expected false to be true" from Scalar::toFloat inside add).
+        using var epsilon = 1e-6.ToScalar();
+        using var unit = 1.0.ToScalar();
+        using var limit = maxNorm.ToScalar();
+        using var padded = norm.add(epsilon, unit);
+        using var scale = padded.reciprocal().mul_(limit).clamp_max_(unit);
         foreach (var g in grads) g.mul_(scale);
     }
 }
