@@ -40,16 +40,27 @@ public sealed class AdamWOptimizer : IDisposable
         StepCount++;
         double c1 = 1 - Math.Pow(Beta1, StepCount), c2 = 1 - Math.Pow(Beta2, StepCount);
         using var noGrad = torch.no_grad();
+        // The step's scalars, made once and held to its end: TorchSharp hands libtorch only the native handle of an
+        // implicit Scalar, which a garbage collection may finalize during the call (see GradientClipping).
+        using var beta1 = Beta1.ToScalar();
+        using var beta2 = Beta2.ToScalar();
+        using var gradientShare = (1 - Beta1).ToScalar();
+        using var squareShare = (1 - Beta2).ToScalar();
+        using var epsilon = Epsilon.ToScalar();
+        using var unit = 1.0.ToScalar();
+        using var secondCorrection = c2.ToScalar();
+        using var stepSize = (-learningRate / c1).ToScalar();
+        using var decay = (1 - learningRate * WeightDecay).ToScalar();
         foreach (var (name, p) in parameters)
         {
             var g = p.grad;
             if (g is null) continue;
             var (m, v) = moments[name];
-            m.mul_(Beta1).add_(g, alpha: 1 - Beta1);
-            v.mul_(Beta2).addcmul_(g, g, value: 1 - Beta2);
-            if (WeightDecay > 0 && p.dim() >= 2) p.mul_(1 - learningRate * WeightDecay);
-            using var denom = v.div(c2).sqrt_().add_(Epsilon);
-            p.addcdiv_(m, denom, value: -learningRate / c1);
+            m.mul_(beta1).add_(g, alpha: gradientShare);
+            v.mul_(beta2).addcmul_(g, g, value: squareShare);
+            if (WeightDecay > 0 && p.dim() >= 2) p.mul_(decay);
+            using var denom = v.div(secondCorrection).sqrt_().add_(epsilon, unit);
+            p.addcdiv_(m, denom, value: stepSize);
         }
     }
 
