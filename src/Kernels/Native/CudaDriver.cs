@@ -57,10 +57,10 @@ public static partial class CudaDriver
         }
     }
 
-    /// <summary>Makes <paramref name="ordinal"/>'s primary context current on the calling thread.</summary>
     /// <summary>The ordinal of a TorchSharp CUDA device (plain "cuda", index -1, is device 0).</summary>
     public static int OrdinalOf(Device device) => device.index < 0 ? 0 : device.index;
 
+    /// <summary>Makes <paramref name="ordinal"/>'s primary context current on the calling thread.</summary>
     public static void MakeCurrent(int ordinal) => Check(cuCtxSetCurrent(PrimaryContext(ordinal)), "cuCtxSetCurrent");
 
     /// <summary>The device's compute capability as one number (9.0 → 90), which names its cubin architecture.</summary>

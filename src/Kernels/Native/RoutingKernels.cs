@@ -41,11 +41,13 @@ public static unsafe class RoutingKernels
 
     /// <summary>True when the slots of <paramref name="chosen"/> [N, k] among <paramref name="experts"/> can come from <see cref="Slots"/>.</summary>
     public static bool SupportsSlots(Tensor chosen, int experts) =>
-        Enabled && chosen.device_type == DeviceType.CUDA && experts <= MaxExperts && chosen.shape[0] * chosen.shape[1] < int.MaxValue && Problem(chosen.device) is null;
+        OnItsGpu(chosen) && experts <= MaxExperts && chosen.shape[0] * chosen.shape[1] < int.MaxValue;
 
     /// <summary>Kernels on, and <paramref name="tensor"/> fp32 or bf16 on a GPU where they load.</summary>
-    static bool Runs(Tensor tensor) =>
-        Enabled && tensor.device_type == DeviceType.CUDA && tensor.dtype is ScalarType.Float32 or ScalarType.BFloat16 && Problem(tensor.device) is null;
+    static bool Runs(Tensor tensor) => tensor.dtype is ScalarType.Float32 or ScalarType.BFloat16 && OnItsGpu(tensor);
+
+    /// <summary>Kernels on, and <paramref name="tensor"/> on a GPU where they load.</summary>
+    static bool OnItsGpu(Tensor tensor) => Enabled && tensor.device_type == DeviceType.CUDA && Problem(tensor.device) is null;
 
     /// <summary>Why the kernels cannot run on <paramref name="device"/> (null when they can).</summary>
     public static string? Problem(Device device) => Kernels.Problem(device);

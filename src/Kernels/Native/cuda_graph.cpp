@@ -1,7 +1,8 @@
 // What TorchSharp lacks on a GPU, as a C interface over libtorch's C++ API: CUDA graphs (libtorch's own
 // at::cuda::CUDAGraph, so the caching allocator gives each graph its private memory pool, as torch.cuda.graph does),
-// GEMMs over experts chosen on the device, and tuned cuBLASLt GEMMs for the capacity layout (expert_bmm.cpp). Compiled on the GPU host against the PyTorch installation whose
-// libtorch the process already runs on (CudaGraphLibrary.cs builds and loads it).
+// GEMMs over experts chosen on the device, and tuned GEMMs for the capacity layout (expert_bmm.cpp). Compiled on the
+// GPU host against the PyTorch installation whose libtorch the process already runs on (CudaGraphLibrary.cs builds
+// and loads it).
 #include <ATen/ATen.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAGraph.h>
