@@ -11,6 +11,7 @@ using static TorchSharp.torch;
 
 // Benchmarks one MoE layer (forward, forward+backward, decode) for the reference and the optimised path.
 // Usage: MoELayerBench [--device auto|cpu|cuda] [--iterations 20] [--warmup 5] [--out bench/results] [--rows all|small]
+//                     [--shape T16384-E16-k2]                               (one shape's rows only)
 //        MoELayerBench --device cuda --check-kernels      (the fused routing kernels against TorchSharp's operations)
 //        MoELayerBench --ranks N [--hierarchical --node-size 2] ...   (expert parallelism: one rank per GPU, or CPU threads)
 var options = args.Select((a, i) => (a, i)).Where(p => p.a.StartsWith("--", StringComparison.Ordinal))
@@ -23,6 +24,12 @@ int iterations = int.Parse(Get("iterations", "20"), CultureInfo.InvariantCulture
 int warmup = int.Parse(Get("warmup", "5"), CultureInfo.InvariantCulture);
 string output = Get("out", Path.Combine("bench", "results"));
 bool smallOnly = Get("rows", "all") == "small";
+string? onlyShape = options.TryGetValue("shape", out var shapeName) ? shapeName : null;
+if (onlyShape is not null && BenchShape.Targets.All(t => t.Shape.Name != onlyShape))
+{
+    Console.Error.WriteLine($"--shape: no shape named '{onlyShape}'; the shapes are {string.Join(", ", BenchShape.Targets.Select(t => t.Shape.Name))}");
+    return 2;
+}
 
 if (options.TryGetValue("ranks", out var ranksText))
 {
@@ -98,7 +105,7 @@ markdown.AppendLine("| --- | --- | --- | --- | --- | --- | --- | --- | --- | ---
 foreach (var (target, peerMs, targetMs) in BenchShape.Targets)
 {
     var shape = gpu ? target : target.Scaled(8);
-    if (smallOnly && shape.Tokens > 4096) continue;
+    if ((smallOnly && shape.Tokens > 4096) || (onlyShape is not null && target.Name != onlyShape)) continue;
     using var scope = torch.NewDisposeScope();
     torch.manual_seed(1);
     var capacityLayer = Build(shape, dropTokens: true);
