@@ -86,7 +86,10 @@ internal static class RoutingKernelCheck
                     roomForEveryToken: c.Mode == "room", groupAlignment: c.Mode == "packed8" ? 8 : c.Mode == "packed" ? 1 : 0);
                 // Through dispatch and combine too (the expert a stand-in: output = 1.5 · its rows).
                 var y = IndexDispatcher.Combine(IndexDispatcher.Dispatch(input, table) * 1.5, table, c.Tokens);
-                var loss = (table.Weights * probe).sum() + (y.to_type(ScalarType.Float32) * probeY).sum() + table.AuxLoss * 0.3 + table.ZLoss * 0.1;
+                var loss = (table.Weights * probe).sum() + (y.to_type(ScalarType.Float32) * probeY).sum() + table.ZLoss * 0.1;
+                // The padded ("room") cases leave the aux loss out of the loss: no gradient reaches the probabilities then,
+                // the fused gate's backward without one.
+                if (c.Mode != "room") loss = loss + table.AuxLoss * 0.3;
                 loss.backward();
                 var gates = nn.functional.linear(RouterInput.Of(x, settings), weight.detach().to_type(c.Bf16Router ? ScalarType.BFloat16 : ScalarType.Float32))
                     .to_type(ScalarType.Float32).softmax(-1).gather(1, table.Experts);

@@ -71,17 +71,18 @@ public static unsafe class RoutingKernels
 
     /// <summary>
     /// The logits' gradient (in the logits' dtype) from the probabilities' [N, E] and the top-<paramref name="k"/> gates'
-    /// [N, k] gradients; probabilities and choices are recomputed from the logits.
+    /// [N, k] gradients (null: none reached them, zeros); probabilities and choices are recomputed from the logits.
     /// </summary>
-    public static Tensor GateBackward(Tensor logits, Tensor probsGradient, Tensor gatesGradient, int k)
+    public static Tensor GateBackward(Tensor logits, Tensor? probsGradient, Tensor? gatesGradient, int k)
     {
         logits = logits.contiguous();
         long n = logits.shape[0];
         int e = (int)logits.shape[1];
         var gradient = torch.empty_like(logits);
-        probsGradient = probsGradient.to_type(ScalarType.Float32).contiguous();
-        gatesGradient = gatesGradient.to_type(ScalarType.Float32).contiguous();
-        IntPtr l = Address(logits), gp = Address(probsGradient), gg = Address(gatesGradient), o = Address(gradient);
+        probsGradient = probsGradient?.to_type(ScalarType.Float32).contiguous();
+        gatesGradient = gatesGradient?.to_type(ScalarType.Float32).contiguous();
+        IntPtr l = Address(logits), o = Address(gradient);
+        IntPtr gp = probsGradient is null ? IntPtr.Zero : Address(probsGradient), gg = gatesGradient is null ? IntPtr.Zero : Address(gatesGradient);
         void** arguments = stackalloc void*[] { &l, &gp, &gg, &o, &n, &e, &k };
         LaunchPerRow("gate_backward", logits, n, arguments);
         GC.KeepAlive(logits);
@@ -184,12 +185,14 @@ public static unsafe class RoutingKernels
         long rows = output.shape[0];
         int m = (int)output.shape[1];
         var outputGradient = torch.empty_like(output);
-        var weightsGradient = torch.zeros(weights.shape, dtype: ScalarType.Float32, device: output.device);
+        // Every element is written by the kernel: kept choices by their row's warp, dropped ones by the warps past the rows.
+        var weightsGradient = torch.empty(weights.shape, dtype: ScalarType.Float32, device: output.device);
         weights = weights.to_type(ScalarType.Float32).contiguous();
+        long choices = weights.numel();
         IntPtr g = Address(yGradient), o = Address(output), s = Address(rowSource), d = Address(destination), w = Address(weights);
         IntPtr go = Address(outputGradient), gw = Address(weightsGradient);
-        void** arguments = stackalloc void*[] { &g, &o, &s, &d, &w, &k, &rows, &m, &go, &gw };
-        LaunchPerRow("combine_backward", output, rows, arguments);
+        void** arguments = stackalloc void*[] { &g, &o, &s, &d, &w, &choices, &k, &rows, &m, &go, &gw };
+        LaunchPerRow("combine_backward", output, rows + (choices + 31) / 32, arguments);
         GC.KeepAlive(yGradient);
         GC.KeepAlive(output);
         GC.KeepAlive(weights);

@@ -16,6 +16,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -34,6 +35,15 @@ bool tuning_enabled() {
   static const bool enabled = [] {
     const char* value = std::getenv("MOE_EXPERT_GEMM");
     return value == nullptr || std::strcmp(value, "first") != 0;
+  }();
+  return enabled;
+}
+
+// MOE_EXPERT_GEMM_LOG=1 prints every tuned shape's candidates, their times and the choice to standard error.
+bool logging_enabled() {
+  static const bool enabled = [] {
+    const char* value = std::getenv("MOE_EXPERT_GEMM_LOG");
+    return value != nullptr && std::strcmp(value, "0") != 0;
   }();
   return enabled;
 }
@@ -143,6 +153,25 @@ float time_ms(const Product& product, const Choice& choice) {
   return ms / kTimedRuns;
 }
 
+// One line per tuned shape: the product (column-major D rows × cols = op(A) · op(B), inner size, batch), each
+// candidate's time (cuBLASLt's by algorithm id and tile id, the last cuBLAS's) and the choice, marked *.
+void log_choice(const Product& product, const std::vector<Choice>& candidates, const std::vector<float>& times, size_t chosen) {
+  std::fprintf(stderr, "expert GEMM %lldx%lld inner %lld batch %lld op %c%c:", static_cast<long long>(product.rows),
+               static_cast<long long>(product.cols), static_cast<long long>(product.inner), static_cast<long long>(product.batch),
+               product.a_op.op == CUBLAS_OP_N ? 'N' : 'T', product.b_op.op == CUBLAS_OP_N ? 'N' : 'T');
+  for (size_t i = 0; i < candidates.size(); i++) {
+    int id = -1, tile = -1;
+    if (!candidates[i].blas) {
+      cublasLtMatmulAlgoConfigGetAttribute(&candidates[i].algo, CUBLASLT_ALGO_CONFIG_ID, &id, sizeof(id), nullptr);
+      cublasLtMatmulAlgoConfigGetAttribute(&candidates[i].algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof(tile), nullptr);
+      std::fprintf(stderr, " %slt%d/t%d %.1fus", i == chosen ? "*" : "", id, tile, times[i] * 1000.0f);
+    } else {
+      std::fprintf(stderr, " %sblas %.1fus", i == chosen ? "*" : "", times[i] * 1000.0f);
+    }
+  }
+  std::fprintf(stderr, "\n");
+}
+
 // What runs this shape: the choice kept from an earlier call, else the fastest of cuBLASLt's first candidates and
 // cuBLAS. While the stream is being captured nothing may be timed (or synchronised): cuBLASLt's first heuristic
 // serves (cuBLAS where cuBLASLt has none), unkept.
@@ -175,11 +204,14 @@ Choice choose(const std::vector<int64_t>& key, const Product& product) {
         if (ms >= 0.0f && (times[i] < 0.0f || ms < times[i])) times[i] = ms;
       }
     float best_ms = -1.0f;
+    size_t best_index = 0;
     for (size_t i = 0; i < candidates.size(); i++)
       if (times[i] >= 0.0f && (best_ms < 0.0f || times[i] < best_ms)) {
         best_ms = times[i];
         best = candidates[i];
+        best_index = i;
       }
+    if (logging_enabled()) log_choice(product, candidates, times, best_index);
   }
   std::lock_guard<std::mutex> lock(chosen_mutex);
   chosen.emplace(key, best);

@@ -121,6 +121,7 @@ __device__ void gate_forward(const T* logits, float* probs, float* gates, i64* c
 
 // d = the probabilities' gradient plus each chosen gate's gradient at its expert; the softmax's backward is
 // p·(d − Σ d·p). The probabilities and choices are recomputed from the logits (saving outputs would cost memory).
+// Either gradient may be missing (null: zeros), as autograd leaves one no loss reached.
 template <typename T>
 __device__ void gate_backward(const T* logits, const float* grad_probs, const float* grad_gates, T* grad_logits, i64 n,
                               int e, int k) {
@@ -134,10 +135,10 @@ __device__ void gate_backward(const T* logits, const float* grad_probs, const fl
 #pragma unroll
   for (int i = 0; i < MAX_PER_LANE; i++) {
     int j = lane + 32 * i;
-    d[i] = j < e ? grad_probs[t * e + j] : 0.f;
+    d[i] = j < e && grad_probs ? grad_probs[t * e + j] : 0.f;
 #pragma unroll
     for (int r = 0; r < MAX_TOP_K; r++)
-      if (r < k && g.chosen[r] == j) d[i] += grad_gates[t * k + r];
+      if (r < k && grad_gates && g.chosen[r] == j) d[i] += grad_gates[t * k + r];
     dot += d[i] * g.p[i];
   }
   dot = warp_sum(dot);
@@ -348,13 +349,19 @@ __device__ void combine_forward(const T* output, const i64* destination, const f
 }
 
 // Per buffer row ρ holding (t, r): output's gradient weight · grad_y[t] (zeros for an empty row) and the weight's
-// gradient grad_y[t] · output[ρ]; grad_weights must start at zero (a dropped choice gets none).
+// gradient grad_y[t] · output[ρ]. The warps past the last row take 32 (token, choice) pairs each and give the dropped
+// ones (no row holds them) a zero weight gradient, so grad_weights needs no zero fill of its own.
 template <typename T>
 __device__ void combine_backward(const T* grad_y, const T* output, const i64* row_source, const i64* destination,
-                                 const float* weights, int k, i64 rows, int m, T* grad_output, float* grad_weights) {
+                                 const float* weights, i64 choices, int k, i64 rows, int m, T* grad_output,
+                                 float* grad_weights) {
   i64 row = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   int lane = threadIdx.x & 31;
-  if (row >= rows) return;
+  if (row >= rows) {
+    i64 choice = (row - rows) * 32 + lane;
+    if (choice < choices && destination[choice] >= rows) grad_weights[choice] = 0.f;
+    return;
+  }
   i64 source = row_source[row];
   bool filled = destination[source] == row;
   Pack* to = (Pack*)(grad_output + row * m);
@@ -395,9 +402,10 @@ __device__ void combine_backward(const T* grad_y, const T* output, const i64* ro
     combine_forward(output, destination, weights, n, k, rows, m, y);                                                   \
   }                                                                                                                    \
   extern "C" __global__ void combine_backward_##NAME(const T* grad_y, const T* output, const i64* row_source,          \
-                                                     const i64* destination, const float* weights, int k, i64 rows,    \
-                                                     int m, T* grad_output, float* grad_weights) {                     \
-    combine_backward(grad_y, output, row_source, destination, weights, k, rows, m, grad_output, grad_weights);         \
+                                                     const i64* destination, const float* weights, i64 choices, int k, \
+                                                     i64 rows, int m, T* grad_output, float* grad_weights) {           \
+    combine_backward(grad_y, output, row_source, destination, weights, choices, k, rows, m, grad_output,              \
+                     grad_weights);                                                                                    \
   }
 
 ROW_KERNELS(f32, float)

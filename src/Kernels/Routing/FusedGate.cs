@@ -34,6 +34,9 @@ public sealed class FusedGate : autograd.MultiTensorFunction<FusedGate>
         ctx.save_for_backward([logits]);
         ctx.save_data(TopKKey, k);
         ctx.mark_non_differentiable([chosen]);
+        // A gradient no loss reached stays missing instead of arriving as zeros: the chosen experts never get one, and
+        // filling it took a kernel per backward.
+        ctx.set_materialize_grads(false);
         return [probs, gates, chosen];
     }
 
@@ -41,5 +44,8 @@ public sealed class FusedGate : autograd.MultiTensorFunction<FusedGate>
     // weights' AccumulateGrad nodes) alive, which a later CUDA graph capture then found on the wrong stream.
     public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grad_outputs) =>
         BackwardLifetimes.Run(grad_outputs, () =>
-            [RoutingKernels.GateBackward(ctx.get_saved_variables()[0], grad_outputs[0], grad_outputs[1], (int)ctx.get_data(TopKKey)), null]);
+            [RoutingKernels.GateBackward(ctx.get_saved_variables()[0], Reached(grad_outputs[0]), Reached(grad_outputs[1]), (int)ctx.get_data(TopKKey)), null]);
+
+    /// <summary>The gradient, or null where autograd passed none (an undefined tensor).</summary>
+    static Tensor? Reached(Tensor? gradient) => gradient is null || gradient.IsInvalid ? null : gradient;
 }
