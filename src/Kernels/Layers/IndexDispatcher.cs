@@ -37,7 +37,7 @@ public static class IndexDispatcher
     {
         long m = expertOutput.shape[^1], rows = table.BufferRows;
         if (RoutingKernels.SupportsRows(expertOutput))
-            return FusedCombine.Apply(expertOutput.reshape(rows, m), table.Weights, table.RowSource, table.Destination, tokens, table.TopK);
+            return FusedCombine.Apply(expertOutput.reshape(rows, m), table.CombineGates ?? table.Weights, table.RowSource, table.Destination, tokens, table.TopK);
         var gathered = RowGather.Apply(expertOutput.reshape(rows, m), table.Destination.clamp_max(rows - 1), () => table.RowSource);
         return Weighted(gathered, table.Weights, tokens, table.TopK);
     }

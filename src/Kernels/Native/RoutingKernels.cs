@@ -97,14 +97,17 @@ public static unsafe class RoutingKernels
     /// <param name="Dropped">[N, k] bool, with a capacity.</param>
     /// <param name="Ends">[E] int32 where each expert's rows end, packed.</param>
     /// <param name="RowSource">[rows] the (token·k + choice) each buffer row holds, 0 when empty.</param>
-    public sealed record SlotTable(Tensor Destination, Tensor Counts, Tensor? Dropped, Tensor? Ends, Tensor RowSource);
+    /// <param name="Balance">[E] fp32: the choices the load-balancing loss counts per expert (first choices for k ≤ 2,
+    /// all for more) times the scale given to <see cref="Slots"/>.</param>
+    public sealed record SlotTable(Tensor Destination, Tensor Counts, Tensor? Dropped, Tensor? Ends, Tensor RowSource, Tensor Balance);
 
     /// <summary>
     /// Slots and buffer rows for the chosen experts [N, k] of one routing group: with <paramref name="capacity"/> &gt; 0
     /// padded rows expert·capacity + slot (dropped past the capacity), with 0 packed rows whose experts start at
-    /// multiples of <paramref name="alignment"/>; <paramref name="rows"/> is the buffer's row count.
+    /// multiples of <paramref name="alignment"/>; <paramref name="rows"/> is the buffer's row count;
+    /// <paramref name="balanceScale"/> scales the load-balancing loss's counts (<see cref="SlotTable.Balance"/>).
     /// </summary>
-    public static SlotTable Slots(Tensor chosen, int experts, int capacity, int alignment, long rows)
+    public static SlotTable Slots(Tensor chosen, int experts, int capacity, int alignment, long rows, double balanceScale)
     {
         chosen = chosen.contiguous();
         long n = chosen.shape[0];
@@ -115,18 +118,20 @@ public static unsafe class RoutingKernels
         var dropped = capacity > 0 ? torch.empty(n, k, dtype: ScalarType.Bool, device: device) : null;
         var ends = capacity == 0 ? torch.empty(e, dtype: ScalarType.Int32, device: device) : null;
         var rowSource = torch.empty(rows, dtype: ScalarType.Int64, device: device);
+        var balance = torch.empty(e, dtype: ScalarType.Float32, device: device);
+        float scale = (float)balanceScale;
         long choices = n * k;
         int threads = (int)Math.Min(MaxSlotThreads, (Math.Max(choices, 1) + 31) / 32 * 32);
         int tiles = (int)Math.Max(1, (choices + threads - 1) / threads);
         using var tileCounts = torch.empty((long)tiles * 2 * e, dtype: ScalarType.Int32, device: device);
         IntPtr c = Address(chosen), d = Address(destination), counted = Address(counts), r = Address(rowSource), t = Address(tileCounts);
-        IntPtr dr = dropped is null ? IntPtr.Zero : Address(dropped), en = ends is null ? IntPtr.Zero : Address(ends);
+        IntPtr dr = dropped is null ? IntPtr.Zero : Address(dropped), en = ends is null ? IntPtr.Zero : Address(ends), b = Address(balance);
         void** ranks = stackalloc void*[] { &c, &n, &k, &e, &rows, &d, &t, &r };
         Launch(Kernels.Function(device, "route_ranks"), device, (uint)tiles, threads, (uint)((threads / 32 + 1) * e * sizeof(int)), ranks);
-        void** rowArguments = stackalloc void*[] { &c, &n, &k, &e, &capacity, &alignment, &rows, &tiles, &t, &d, &counted, &dr, &en, &r };
+        void** rowArguments = stackalloc void*[] { &c, &n, &k, &e, &capacity, &alignment, &rows, &tiles, &t, &d, &counted, &dr, &en, &r, &scale, &b };
         Launch(Kernels.Function(device, "route_rows"), device, (uint)tiles, threads, (uint)(3 * e * sizeof(int)), rowArguments);
         GC.KeepAlive(chosen);
-        return new SlotTable(destination, counts, dropped, ends, rowSource);
+        return new SlotTable(destination, counts, dropped, ends, rowSource, balance);
     }
 
     /// <summary>True when rows like <paramref name="rows"/> ([*, M], fp32 or bf16 on a GPU, M filling whole 16-byte

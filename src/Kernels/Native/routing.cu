@@ -211,11 +211,14 @@ extern "C" __global__ void route_ranks(const i64* chosen, i64 n, int k, int e, i
 //   capacity = 0: packed, expert after expert, each expert's rows starting at a multiple of `alignment`; ends[e] is
 //                 where each expert's rows end.
 // row_source[row] is the (token·k + choice) a row holds, 0 for an empty row; counts[0, e] every expert's choices,
-// counts[1, e] its first choices (what the load-balancing loss counts for k ≤ 2).
+// counts[1, e] its first choices (what the load-balancing loss counts for k ≤ 2), and balance[e] the counts the loss
+// weighs each expert's probabilities by (first choices for k ≤ 2, all for more) times balance_scale, in fp32 as
+// torch's long × double product gives them.
 // Shared memory: 3 · e ints.
 extern "C" __global__ void route_rows(const i64* chosen, i64 n, int k, int e, int capacity, int alignment, i64 rows,
                                       int tiles, const int* tile_counts, i64* destination, i64* counts,
-                                      unsigned char* dropped, int* ends, i64* row_source) {
+                                      unsigned char* dropped, int* ends, i64* row_source, float balance_scale,
+                                      float* balance) {
   extern __shared__ int shared[];
   int* earlier = shared;     // [e]
   int* total = shared + e;   // [e]
@@ -233,6 +236,7 @@ extern "C" __global__ void route_rows(const i64* chosen, i64 n, int k, int e, in
     if (blockIdx.x == 0) {
       counts[y] = all;
       counts[e + y] = first;
+      balance[y] = (float)(k <= 2 ? first : all) * balance_scale;
     }
   }
   __syncthreads();

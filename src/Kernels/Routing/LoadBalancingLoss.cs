@@ -14,13 +14,23 @@ public static class LoadBalancingLoss
     public static Tensor Compute(Tensor probs, Tensor routed, int groups, int topK)
     {
         long e = probs.shape[1], g = probs.shape[0] / groups;
-        // mean over groups of E · Σₑ meanₜ(p) · routed / choices counted = Σ over every probability of p · routed · scale,
-        // with the scale folded into the counts as they become floats: three kernels (and one for the backward).
-        double scale = (double)e / ((double)groups * g * g * (topK <= 2 ? 1 : topK));
         // An integer tensor times a double is a float32 tensor (the probabilities' dtype) in one kernel.
-        var weighted = routed.mul(scale);
+        var weighted = routed.mul(Scale(e, groups, g, topK));
         if (weighted.dtype != probs.dtype) weighted = weighted.to_type(probs.dtype);
-        weighted = weighted.unsqueeze(1);
-        return (probs.view(groups, g, e) * weighted).sum();
+        return (probs.view(groups, g, e) * weighted.unsqueeze(1)).sum();
     }
+
+    /// <summary>
+    /// One routing group's loss from counts already scaled (<paramref name="weighted"/> [E] fp32: the routing kernels'
+    /// <c>Balance</c>): two kernels.
+    /// </summary>
+    public static Tensor FromWeighted(Tensor probs, Tensor weighted) => (probs * weighted).sum();
+
+    /// <summary>
+    /// What each counted choice weighs: mean over groups of E · Σₑ meanₜ(p) · routed / choices counted = Σ over every
+    /// probability of p · routed · scale, so the scale folds into the counts as they become floats (three kernels
+    /// forward, one backward).
+    /// </summary>
+    public static double Scale(long experts, int groups, long groupTokens, int topK) =>
+        (double)experts / ((double)groups * groupTokens * groupTokens * (topK <= 2 ? 1 : topK));
 }

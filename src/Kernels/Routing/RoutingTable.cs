@@ -23,7 +23,7 @@ public enum ExpertBufferLayout
 /// </summary>
 public sealed class RoutingTable
 {
-    Tensor? auxLoss, zLoss, load, kept, rowSource;
+    Tensor? weights, auxLoss, zLoss, load, kept, rowSource;
 
     /// <summary>[N, k] chosen experts per token (int64).</summary>
     public required Tensor Experts { get; init; }
@@ -31,8 +31,22 @@ public sealed class RoutingTable
     /// <summary>[N·k] buffer row of each (token, choice), or <see cref="DropRow"/> when dropped (int64).</summary>
     public required Tensor Destination { get; init; }
 
-    /// <summary>[N, k] combine weights (fp32): gate probabilities, renormalised over kept choices when k ≥ 2; 0 when dropped.</summary>
-    public required Tensor Weights { get; init; }
+    /// <summary>[N, k] combine weights (fp32): gate probabilities, renormalised over kept choices when k ≥ 2; 0 when dropped.
+    /// Given, or made from <see cref="WeightsSource"/> when first read.</summary>
+    public Tensor Weights
+    {
+        get => weights ??= WeightsSource?.Invoke() ?? throw new InvalidOperationException("a routing table needs Weights or a WeightsSource");
+        init => weights = value;
+    }
+
+    public Func<Tensor>? WeightsSource { get; init; }
+
+    /// <summary>
+    /// [N, k] what the fused combine may take instead of <see cref="Weights"/>: it skips dropped choices and gives their
+    /// weights a zero gradient itself, so with one choice the gates need no mask (one kernel each way fewer). Null: the
+    /// weights.
+    /// </summary>
+    public Tensor? CombineGates { get; init; }
 
     public required int ExpertCount { get; init; }
     public required int TopK { get; init; }

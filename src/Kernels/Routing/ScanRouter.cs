@@ -154,15 +154,16 @@ public static class ScanRouter
         {
             return null;
         }
-        var slots = RoutingKernels.Slots(chosen, e, capacity, groupAlignment, rows);
-        var weights = CombineWeights(gates, settings.DropTokens ? slots.Dropped : null, k);
+        var slots = RoutingKernels.Slots(chosen, e, capacity, groupAlignment, rows, LoadBalancingLoss.Scale(e, 1, n, k));
+        Tensor? dropped = settings.DropTokens ? slots.Dropped : null;
         var all = slots.Counts[0];
-        var first = slots.Counts[1];
         return new RoutingTable
         {
             Experts = chosen,
             Destination = slots.Destination,
-            Weights = weights,
+            WeightsSource = () => CombineWeights(gates, dropped, k),
+            // The fused combine skips dropped choices and gives their weights no gradient: one choice needs no mask.
+            CombineGates = k == 1 ? gates : null,
             ExpertCount = e,
             TopK = k,
             Groups = 1,
@@ -173,7 +174,7 @@ public static class ScanRouter
             RowSource = slots.RowSource,
             LoadSource = () => all,
             KeptSource = () => settings.DropTokens ? all.clamp_max(capacity) : all,
-            AuxLossSource = () => LoadBalancingLoss.Compute(probs, (k <= 2 ? first : all).unsqueeze(0), 1, k),
+            AuxLossSource = () => LoadBalancingLoss.FromWeighted(probs, slots.Balance),
             ZLossSource = () => ZLoss(logits),
         };
     }
