@@ -17,7 +17,8 @@
 #include <random>
 #include <vector>
 
-#define CHECK_CUDA(call) do { cudaError_t s = (call); if (s != cudaSuccess) { std::printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(s)); std::exit(1); } } while (0)
+#include "event_timing.h"
+
 #define CHECK_LT(call) do { cublasStatus_t s = (call); if (s != CUBLAS_STATUS_SUCCESS) { std::printf("%s:%d cublas status %d\n", __FILE__, __LINE__, (int)s); std::exit(1); } } while (0)
 
 static cublasLtHandle_t lt;
@@ -101,24 +102,6 @@ static void runBlas(const Gemm& g) {
   CHECK_LT(cublasGemmStridedBatchedEx(blas, g.opA, g.opB, g.rows, g.cols, g.k, &alpha, g.a, CUDA_R_16BF, g.lda, g.strideA,
                                       g.b, CUDA_R_16BF, g.ldb, g.strideB, &beta, g.d, CUDA_R_16BF, g.ldd, g.strideD,
                                       g.batch, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-}
-
-template <class F> static float medianMs(F f) {
-  std::vector<float> times;
-  cudaEvent_t start, end;
-  CHECK_CUDA(cudaEventCreate(&start));
-  CHECK_CUDA(cudaEventCreate(&end));
-  for (int i = 0; i < 25; i++) {
-    CHECK_CUDA(cudaEventRecord(start));
-    f();
-    CHECK_CUDA(cudaEventRecord(end));
-    CHECK_CUDA(cudaEventSynchronize(end));
-    float ms;
-    CHECK_CUDA(cudaEventElapsedTime(&ms, start, end));
-    if (i >= 5) times.push_back(ms);
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
 }
 
 static void* randomBf16(size_t n, float scale, std::mt19937& rng) {

@@ -1,86 +1,21 @@
 // Would a GELU kernel of the layer's own beat libtorch's gelu and gelu_backward? (issue #3, one H200; libtorch's side:
 // bench/python/gelu_torch.py, same sizes). A second try after gelu-and-capacity-gemm-h200.md §2: libtorch's exact
 // formula (erff, fp32), 16-byte packs, UNROLL packs per thread with every load issued before any arithmetic, and bf16
-// pairs rounded by cvt.rn.bf16x2.f32 (rounding in integer arithmetic left the kernel instruction-bound at 2.7 TB/s).
+// pairs rounded by cvt.rn.bf16x2.f32 (rounding in integer arithmetic left the kernel instruction-bound at 2.7 TB/s);
+// the 16-byte packs and the conversion are routing.cu's, included as shipped.
 // Times forward and backward in bf16 on the experts' hidden units of the benchmark's shapes, medians of 20 after 5
 // between CUDA events, and checks a sample of both against the exact GELU in double precision.
 // Usage (on the GPU host): nvcc -O3 -std=c++17 -arch=sm_90 -DUNROLL=4 -o /tmp/gelu bench/native/gelu_bandwidth.cu && /tmp/gelu
-#include <cuda_runtime.h>
-#include <algorithm>
 #include <cmath>
-#include <cstdio>
-#include <cstdlib>
 #include <cstring>
-#include <vector>
+#include <utility>
 
-typedef unsigned short bf16;
-typedef long long i64;
+#include "../../src/Kernels/Native/routing.cu"
+#include "event_timing.h"
 
 #ifndef UNROLL  // 16-byte packs per thread
 #define UNROLL 4
 #endif
-
-struct alignas(16) Pack {
-  unsigned int u[4];
-};
-
-#define PER_PACK(T) (16 / (int)sizeof(T))
-
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(bf16 v) { return __uint_as_float(((unsigned int)v) << 16); }
-
-// Round to nearest, ties to even. Ampere and later convert in one instruction (two values at a time), as libtorch
-// does: the rounding done in integer arithmetic made the kernels instruction-bound (2.7 against libtorch's 3.0 TB/s).
-__device__ __forceinline__ bf16 round_bf16(float v) {
-#if __CUDA_ARCH__ >= 800
-  unsigned short r;
-  asm("cvt.rn.bf16.f32 %0, %1;" : "=h"(r) : "f"(v));
-  return r;
-#else
-  unsigned int u = __float_as_uint(v);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (bf16)0x7fff;  // NaN stays a (quiet) NaN
-  u += 0x7fffu + ((u >> 16) & 1u);
-  return (bf16)(u >> 16);
-#endif
-}
-
-// lo in the low half, hi in the high half.
-__device__ __forceinline__ unsigned int round_bf16x2(float lo, float hi) {
-#if __CUDA_ARCH__ >= 800
-  unsigned int r;
-  asm("cvt.rn.bf16x2.f32 %0, %1, %2;" : "=r"(r) : "f"(hi), "f"(lo));
-  return r;
-#else
-  return (unsigned int)round_bf16(lo) | ((unsigned int)round_bf16(hi) << 16);
-#endif
-}
-
-__device__ __forceinline__ void store(float* p, float v) { *p = v; }
-__device__ __forceinline__ void store(bf16* p, float v) { *p = round_bf16(v); }
-
-__device__ __forceinline__ void unpack(const Pack& p, float* f, float) {
-#pragma unroll
-  for (int i = 0; i < 4; i++) f[i] = __uint_as_float(p.u[i]);
-}
-__device__ __forceinline__ void unpack(const Pack& p, float* f, bf16) {
-#pragma unroll
-  for (int i = 0; i < 4; i++) {
-    f[2 * i] = __uint_as_float(p.u[i] << 16);
-    f[2 * i + 1] = __uint_as_float(p.u[i] & 0xffff0000u);
-  }
-}
-__device__ __forceinline__ Pack pack(const float* f, float) {
-  Pack p;
-#pragma unroll
-  for (int i = 0; i < 4; i++) p.u[i] = __float_as_uint(f[i]);
-  return p;
-}
-__device__ __forceinline__ Pack pack(const float* f, bf16) {
-  Pack p;
-#pragma unroll
-  for (int i = 0; i < 4; i++) p.u[i] = round_bf16x2(f[2 * i], f[2 * i + 1]);
-  return p;
-}
 
 // Φ(x) = (1 + erf(x / √2)) / 2 and φ(x) = exp(-x² / 2) / √(2π).
 __device__ __forceinline__ float cdf(float x) { return 0.5f * (1.f + erff(x * 0.7071067811865476f)); }
@@ -143,8 +78,6 @@ __device__ void gelu_backward(const T* grad_y, const T* x, T* grad_x, i64 n) {
   if (tail_element(n, PER_PACK(T), j)) store(grad_x + j, to_float(grad_y[j]) * gelu_slope(to_float(x[j])));
 }
 
-#define CHECK_CUDA(call) do { cudaError_t s = (call); if (s != cudaSuccess) { std::printf("%s:%d %s\n", __FILE__, __LINE__, cudaGetErrorString(s)); std::exit(1); } } while (0)
-
 __global__ void gelu_forward_bf16(const bf16* x, bf16* y, i64 n) { gelu_forward(x, y, n); }
 __global__ void gelu_backward_bf16(const bf16* grad_y, const bf16* x, bf16* grad_x, i64 n) { gelu_backward(grad_y, x, grad_x, n); }
 
@@ -158,29 +91,10 @@ __global__ void fill(bf16* p, i64 n, unsigned seed) {
     h ^= h >> 13; h *= 0x5bd1e995u; h ^= h >> 15;
     sum += (h & 0xffffff) / 16777216.f;
   }
-  p[i] = round_bf16((sum - 2.f) * 1.7f);
+  store(p + i, (sum - 2.f) * 1.7f);
 }
 
 static float host_float(bf16 v) { unsigned u = (unsigned)v << 16; float f; std::memcpy(&f, &u, 4); return f; }
-
-template <typename F>
-static float median_ms(F launch) {
-  cudaEvent_t start, end;
-  CHECK_CUDA(cudaEventCreate(&start));
-  CHECK_CUDA(cudaEventCreate(&end));
-  std::vector<float> times;
-  for (int i = 0; i < 25; i++) {
-    CHECK_CUDA(cudaEventRecord(start));
-    launch();
-    CHECK_CUDA(cudaEventRecord(end));
-    CHECK_CUDA(cudaEventSynchronize(end));
-    float ms;
-    CHECK_CUDA(cudaEventElapsedTime(&ms, start, end));
-    if (i >= 5) times.push_back(ms);
-  }
-  std::sort(times.begin(), times.end());
-  return times[times.size() / 2];
-}
 
 int main() {
   struct Shape { const char* name; i64 rows, cols; };
@@ -196,8 +110,8 @@ int main() {
     fill<<<(unsigned)((n + 255) / 256), 256>>>(dy, n, 2u);
     i64 packs = n / 8;
     unsigned blocks = (unsigned)std::max<i64>(1, (packs + 256 * UNROLL - 1) / (256 * UNROLL));
-    float fwd = median_ms([&] { gelu_forward_bf16<<<blocks, 256>>>(x, y, n); });
-    float bwd = median_ms([&] { gelu_backward_bf16<<<blocks, 256>>>(dy, x, dx, n); });
+    float fwd = medianMs([&] { gelu_forward_bf16<<<blocks, 256>>>(x, y, n); });
+    float bwd = medianMs([&] { gelu_backward_bf16<<<blocks, 256>>>(dy, x, dx, n); });
     CHECK_CUDA(cudaGetLastError());
     // A sample from the start and the end (the tail) against double precision, in units of the bf16 result's ulp.
     const i64 sample = 1 << 16;
