@@ -25,9 +25,7 @@ public static unsafe class BatchedExpertGemm
     public static Tensor Multiply(Tensor x, Tensor w)
     {
         var call = (delegate* unmanaged<IntPtr, IntPtr, IntPtr>)Entry.Value;
-        IntPtr result = call(x.Handle, w.Handle);
-        if (result == IntPtr.Zero) throw new InvalidOperationException($"batched expert GEMM failed: {CudaGraphLibrary.LastError()}");
-        return Tensor.UnsafeCreateTensor(result);
+        return CudaGraphLibrary.TakeTensor(call(x.Handle, w.Handle), "batched expert GEMM");
     }
 
     /// <summary><see cref="Multiply"/> where supported, torch.bmm elsewhere (CPU, fp32, no helper).</summary>

@@ -26,7 +26,7 @@ public sealed unsafe class CudaGraph : IDisposable
     public CudaGraph(int device)
     {
         handle = Create(device);
-        if (handle == IntPtr.Zero) throw Failure("creating a CUDA graph");
+        if (handle == IntPtr.Zero) throw CudaGraphLibrary.Failure("creating a CUDA graph");
     }
 
     CudaGraph(IntPtr handle) => this.handle = handle;
@@ -39,7 +39,7 @@ public sealed unsafe class CudaGraph : IDisposable
     {
         if (!captured) throw new InvalidOperationException("a graph shares the stream and pool of a captured graph only");
         var created = CreateSharing(handle);
-        return created == IntPtr.Zero ? throw Failure("creating a CUDA graph") : new CudaGraph(created);
+        return created == IntPtr.Zero ? throw CudaGraphLibrary.Failure("creating a CUDA graph") : new CudaGraph(created);
     }
 
     /// <summary>Kernels and other operations (copies, memsets) the capture recorded: the launches of one eager run.</summary>
@@ -108,9 +108,6 @@ public sealed unsafe class CudaGraph : IDisposable
 
     static void Check(int result, string what)
     {
-        if (result != 0) throw Failure(what);
+        if (result != 0) throw CudaGraphLibrary.Failure(what);
     }
-
-    static InvalidOperationException Failure(string what) =>
-        new($"{what} failed: {CudaGraphLibrary.LastError()}");
 }

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
+using static TorchSharp.torch;
 
 namespace Orleans.MoE.Kernels.Native;
 
@@ -23,8 +24,15 @@ public static class CudaGraphLibrary
     /// <summary>Why graphs are unavailable (null when they are).</summary>
     public static string? Problem => Loaded.Value.Problem;
 
-    internal static unsafe string LastError() =>
+    static unsafe string LastError() =>
         Marshal.PtrToStringUTF8(((delegate* unmanaged<IntPtr>)Export("moe_graph_last_error"))()) ?? "unknown error";
+
+    /// <summary>The error of a failed call into the helper, with what the helper kept of the C++ exception.</summary>
+    internal static InvalidOperationException Failure(string what) => new($"{what} failed: {LastError()}");
+
+    /// <summary>A tensor an entry point returned (a new at::Tensor* that TorchSharp takes over), or its <see cref="Failure"/> for null.</summary>
+    internal static Tensor TakeTensor(IntPtr result, string what) =>
+        result == IntPtr.Zero ? throw Failure(what) : Tensor.UnsafeCreateTensor(result);
 
     /// <summary>
     /// The stream libtorch runs on for <paramref name="ordinal"/> from this thread (a graph's capture stream while one is

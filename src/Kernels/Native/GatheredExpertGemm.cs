@@ -27,7 +27,7 @@ public static unsafe class GatheredExpertGemm
         var output = torch.empty(x.shape[0], weights.shape[2], dtype: weights.dtype, device: weights.device);
         var call = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr, int>)Entry.Value;
         if (call(rows.Handle, weights.contiguous().Handle, chosen.Handle, output.Handle) != 0)
-            throw new InvalidOperationException($"gathered expert GEMM failed: {CudaGraphLibrary.LastError()}");
+            throw CudaGraphLibrary.Failure("gathered expert GEMM");
         return output;
     }
 

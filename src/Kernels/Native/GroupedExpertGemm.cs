@@ -34,9 +34,7 @@ public static unsafe class GroupedExpertGemm
     public static Tensor Multiply(Tensor rows, Tensor weights, Tensor ends)
     {
         var call = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr>)Entry.Value;
-        IntPtr result = call(rows.contiguous().Handle, weights.Handle, ends.Handle);
-        if (result == IntPtr.Zero) throw new InvalidOperationException($"grouped expert GEMM failed: {CudaGraphLibrary.LastError()}");
-        return Tensor.UnsafeCreateTensor(result);
+        return CudaGraphLibrary.TakeTensor(call(rows.contiguous().Handle, weights.Handle, ends.Handle), "grouped expert GEMM");
     }
 
     /// <summary>Group ends [E] (int32, on <paramref name="device"/>) of segments of the given sizes.</summary>
