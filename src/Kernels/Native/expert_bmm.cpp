@@ -20,6 +20,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <vector>
 
@@ -106,8 +107,14 @@ struct Choice {
   cublasLtMatmulAlgo_t algo;
 };
 
-std::mutex chosen_mutex;
-std::map<std::vector<int64_t>, Choice> chosen;
+// What a shape needs besides its pointers, made on its first call and kept: later calls only launch.
+struct Tuned {
+  Descriptors desc;
+  Choice choice;
+};
+
+std::mutex tuned_mutex;
+std::map<std::vector<int64_t>, std::unique_ptr<Tuned>> tuned;
 
 // One product's operands, output and descriptors: D (column-major rows × cols) = op(A) · op(B), `batch` times.
 struct Product {
@@ -117,15 +124,15 @@ struct Product {
   const void* a;
   const void* b;
   void* d;
-  Descriptors desc;
+  const Descriptors* desc;
   void* workspace;
   cudaStream_t stream;
 
   cublasStatus_t launch(const Choice& choice) const {
     const float one = 1.0f, zero = 0.0f;
     if (!choice.blas)
-      return cublasLtMatmul(at::cuda::getCurrentCUDABlasLtHandle(), desc.op, &one, a, desc.a, b, desc.b, &zero, d,
-                            desc.d, d, desc.d, &choice.algo, workspace, kWorkspaceBytes, stream);
+      return cublasLtMatmul(at::cuda::getCurrentCUDABlasLtHandle(), desc->op, &one, a, desc->a, b, desc->b, &zero, d,
+                            desc->d, d, desc->d, &choice.algo, workspace, kWorkspaceBytes, stream);
     // libtorch's handle, bound to the current stream (the product's) by getCurrentCUDABlasHandle.
     return cublasGemmStridedBatchedEx(at::cuda::getCurrentCUDABlasHandle(), a_op.op, b_op.op, static_cast<int>(rows),
                                       static_cast<int>(cols), static_cast<int>(inner), &one, a, type, static_cast<int>(a_op.ld),
@@ -172,31 +179,22 @@ void log_choice(const Product& product, const std::vector<Choice>& candidates, c
   std::fprintf(stderr, "\n");
 }
 
-// What runs this shape: the choice kept from an earlier call, else the fastest of cuBLASLt's first candidates and
-// cuBLAS. While the stream is being captured nothing may be timed (or synchronised): cuBLASLt's first heuristic
-// serves (cuBLAS where cuBLASLt has none), unkept.
-Choice choose(const std::vector<int64_t>& key, const Product& product) {
-  {
-    std::lock_guard<std::mutex> lock(chosen_mutex);
-    auto found = chosen.find(key);
-    if (found != chosen.end()) return found->second;
-  }
+// The fastest of cuBLASLt's first candidates and cuBLAS for a new shape. While the stream is being captured nothing
+// may be timed (or synchronised): cuBLASLt's first heuristic serves (cuBLAS where cuBLASLt has none).
+Choice choose(const Product& product, bool capturing) {
   cublasLtMatmulHeuristicResult_t results[kCandidates];
   int count = 0;
   // cuBLASLt answers "not supported" where it has no kernel at all (odd leading dimensions).
-  if (cublasLtMatmulAlgoGetHeuristic(at::cuda::getCurrentCUDABlasLtHandle(), product.desc.op, product.desc.a, product.desc.b,
-                                     product.desc.d, product.desc.d, product.desc.preference, kCandidates, results,
+  if (cublasLtMatmulAlgoGetHeuristic(at::cuda::getCurrentCUDABlasLtHandle(), product.desc->op, product.desc->a, product.desc->b,
+                                     product.desc->d, product.desc->d, product.desc->preference, kCandidates, results,
                                      &count) != CUBLAS_STATUS_SUCCESS)
     count = 0;
   std::vector<Choice> candidates;
   for (int i = 0; i < count; i++)
     if (results[i].state == CUBLAS_STATUS_SUCCESS) candidates.push_back({false, results[i].algo});
   candidates.push_back({true, {}});
-  cudaStreamCaptureStatus capture;
-  C10_CUDA_CHECK(cudaStreamIsCapturing(product.stream, &capture));
-  if (capture != cudaStreamCaptureStatusNone) return candidates.front();
   Choice best = candidates.front();
-  if (tuning_enabled() && candidates.size() > 1) {
+  if (!capturing && tuning_enabled() && candidates.size() > 1) {
     std::vector<float> times(candidates.size(), -1.0f);
     for (int pass = 0; pass < 2; pass++)
       for (size_t i = 0; i < candidates.size(); i++) {
@@ -213,9 +211,28 @@ Choice choose(const std::vector<int64_t>& key, const Product& product) {
       }
     if (logging_enabled()) log_choice(product, candidates, times, best_index);
   }
-  std::lock_guard<std::mutex> lock(chosen_mutex);
-  chosen.emplace(key, best);
   return best;
+}
+
+// The descriptors of D = op(A) · op(B) batched over experts (no pointers: they serve every call of the shape).
+void describe(Descriptors& desc, cudaDataType_t type, const Operand& a, const Operand& b, int64_t n, int64_t m, int64_t k,
+              int64_t experts, int64_t stride_w, int64_t stride_x, uint32_t align_a, uint32_t align_b, uint32_t align_d) {
+  TORCH_CUDABLAS_CHECK(cublasLtMatmulDescCreate(&desc.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  TORCH_CUDABLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.op, CUBLASLT_MATMUL_DESC_TRANSA, &a.op, sizeof(a.op)));
+  TORCH_CUDABLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.op, CUBLASLT_MATMUL_DESC_TRANSB, &b.op, sizeof(b.op)));
+  make_layout(&desc.a, type, a.op == CUBLAS_OP_N ? n : k, a.op == CUBLAS_OP_N ? k : n, a.ld, experts, stride_w);
+  make_layout(&desc.b, type, b.op == CUBLAS_OP_N ? k : m, b.op == CUBLAS_OP_N ? m : k, b.ld, experts, stride_x);
+  make_layout(&desc.d, type, n, m, n, experts, m * n);
+  TORCH_CUDABLAS_CHECK(cublasLtMatmulPreferenceCreate(&desc.preference));
+  const uint64_t workspace_bytes = kWorkspaceBytes;
+  TORCH_CUDABLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(desc.preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes, sizeof(workspace_bytes)));
+  // cuBLASLt's split-K partial sums are added in fp32, never rounded to the output dtype first.
+  const uint32_t reductions = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
+  TORCH_CUDABLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(desc.preference, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reductions, sizeof(reductions)));
+  TORCH_CUDABLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(desc.preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof(align_a)));
+  TORCH_CUDABLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(desc.preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof(align_b)));
+  TORCH_CUDABLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(desc.preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_d, sizeof(align_d)));
+  TORCH_CUDABLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(desc.preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_d, sizeof(align_d)));
 }
 
 // x [E, m, k] · w [E, k, n] → [E, m, n], no autograd. Row-major out is the column-major out^T = wᵀ · xᵀ.
@@ -234,30 +251,37 @@ at::Tensor expert_product(at::Tensor x, at::Tensor w) {
   c10::cuda::CUDAGuard guard(x.device());
   const cudaDataType_t type = x.scalar_type() == at::kBFloat16 ? CUDA_R_16BF : CUDA_R_16F;
   const Operand a = lt_operand(w), b = lt_operand(x);
+  // libtorch's caching allocator hands this back at once (from the graph's pool while a graph is captured).
   at::Tensor workspace = at::empty({static_cast<int64_t>(kWorkspaceBytes)}, x.options().dtype(at::kByte));
-  Product product{a, b, n, m, k, experts, w.stride(0), x.stride(0), type, w.data_ptr(), x.data_ptr(), out.data_ptr(), {},
+  Product product{a, b, n, m, k, experts, w.stride(0), x.stride(0), type, w.data_ptr(), x.data_ptr(), out.data_ptr(), nullptr,
                   workspace.data_ptr(), at::cuda::getCurrentCUDAStream(x.get_device()).stream()};
-  Descriptors& desc = product.desc;
-  TORCH_CUDABLAS_CHECK(cublasLtMatmulDescCreate(&desc.op, CUBLAS_COMPUTE_32F, CUDA_R_32F));
-  TORCH_CUDABLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.op, CUBLASLT_MATMUL_DESC_TRANSA, &a.op, sizeof(a.op)));
-  TORCH_CUDABLAS_CHECK(cublasLtMatmulDescSetAttribute(desc.op, CUBLASLT_MATMUL_DESC_TRANSB, &b.op, sizeof(b.op)));
-  make_layout(&desc.a, type, a.op == CUBLAS_OP_N ? n : k, a.op == CUBLAS_OP_N ? k : n, a.ld, experts, w.stride(0));
-  make_layout(&desc.b, type, b.op == CUBLAS_OP_N ? k : m, b.op == CUBLAS_OP_N ? m : k, b.ld, experts, x.stride(0));
-  make_layout(&desc.d, type, n, m, n, experts, m * n);
-  TORCH_CUDABLAS_CHECK(cublasLtMatmulPreferenceCreate(&desc.preference));
-  const uint64_t workspace_bytes = kWorkspaceBytes;
-  TORCH_CUDABLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(desc.preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace_bytes, sizeof(workspace_bytes)));
-  // cuBLASLt's split-K partial sums are added in fp32, never rounded to the output dtype first.
-  const uint32_t reductions = CUBLASLT_REDUCTION_SCHEME_COMPUTE_TYPE;
-  TORCH_CUDABLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(desc.preference, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK, &reductions, sizeof(reductions)));
   const uint32_t align_a = alignment(product.a), align_b = alignment(product.b), align_d = alignment(product.d);
-  TORCH_CUDABLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(desc.preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &align_a, sizeof(align_a)));
-  TORCH_CUDABLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(desc.preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, &align_b, sizeof(align_b)));
-  TORCH_CUDABLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(desc.preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, &align_d, sizeof(align_d)));
-  TORCH_CUDABLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(desc.preference, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, &align_d, sizeof(align_d)));
   const std::vector<int64_t> key{x.get_device(), static_cast<int64_t>(type), experts, m, n, k, a.op, a.ld, w.stride(0),
                                  b.op, b.ld, x.stride(0), align_a, align_b, align_d};
-  TORCH_CUDABLAS_CHECK(product.launch(choose(key, product)));
+  const Tuned* known = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(tuned_mutex);
+    auto found = tuned.find(key);
+    if (found != tuned.end()) known = found->second.get();  // kept for the process's life: safe after the lock
+  }
+  if (known != nullptr) {
+    product.desc = &known->desc;
+    TORCH_CUDABLAS_CHECK(product.launch(known->choice));
+    return out;
+  }
+  auto fresh = std::make_unique<Tuned>();
+  describe(fresh->desc, type, a, b, n, m, k, experts, w.stride(0), x.stride(0), align_a, align_b, align_d);
+  product.desc = &fresh->desc;
+  cudaStreamCaptureStatus capture;
+  C10_CUDA_CHECK(cudaStreamIsCapturing(product.stream, &capture));
+  const bool capturing = capture != cudaStreamCaptureStatusNone;
+  fresh->choice = choose(product, capturing);
+  TORCH_CUDABLAS_CHECK(product.launch(fresh->choice));
+  // A choice made while capturing was not timed: the shape is tuned on its next call outside a capture.
+  if (!capturing) {
+    std::lock_guard<std::mutex> lock(tuned_mutex);
+    tuned.emplace(key, std::move(fresh));
+  }
   return out;
 }
 
