@@ -9,6 +9,8 @@
 #   deploy/gpu/run.sh bench ARGS...    there: the same for bench/MoELayerBench
 #   deploy/gpu/run.sh comm ARGS...     there: the same for bench/CommBench (NCCL all-to-all; --check for correctness)
 #   deploy/gpu/run.sh gen ARGS...      there: the same for bench/GenerationBench (decode latency; package gen alone)
+#   deploy/gpu/run.sh silo ARGS...     there: one silo process (Orleans.MoE.Silo.dll from the moe package), e.g.
+#                                      --Moe:Name=gpu2 --Moe:Device=cuda:2 --Moe:SiloPort=11113 --Moe:GatewayPort=30002
 #
 # With the device tool: run `deploy/gpu/run.sh package` here, then call the device with carry [".gpu"] and a
 # command such as `deploy/gpu/run.sh moe doctor --json`.
@@ -80,7 +82,10 @@ case "${1:-}" in
   # Expandable segments made rank 0's first allocation after NCCL's setup fail ("operation not permitted" in
   # ExpandableSegment::map) on a 2-H200 host; the plain allocator passes every check (bench/results/comm-a2a-h200.md).
   gen) shift; prepare_remote "$@"; exec dotnet "$unpacked/gen/GenerationBench.dll" "$@" ;;
+  # A GPU silo joins NCCL groups: the plain allocator, as for --ranks (see prepare_remote).
+  silo) shift; export PYTORCH_CUDA_ALLOC_CONF="${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:False}"; prepare_remote
+    exec dotnet "$unpacked/moe/Orleans.MoE.Silo.dll" "$@" ;;
   comm) shift; export PYTORCH_CUDA_ALLOC_CONF="${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:False}"; prepare_remote
     exec dotnet "$unpacked/comm/CommBench.dll" "$@" ;;
-  *) echo "usage: deploy/gpu/run.sh package [moe|bench|comm|gen] | moe ARGS... | bench ARGS... | comm ARGS... | gen ARGS..." >&2; exit 2 ;;
+  *) echo "usage: deploy/gpu/run.sh package [moe|bench|comm|gen] | moe ARGS... | silo ARGS... | bench ARGS... | comm ARGS... | gen ARGS..." >&2; exit 2 ;;
 esac
