@@ -93,7 +93,7 @@ public static unsafe class RoutingKernels
 
     /// <summary>What <see cref="Slots"/> computes; see <c>route_ranks</c> and <c>route_rows</c> in routing.cu.</summary>
     /// <param name="Destination">[N·k] buffer row of each (token, choice); the drop row (= rows) when dropped.</param>
-    /// <param name="Counts">[2, E] every expert's choices and its first choices.</param>
+    /// <param name="Counts">[E] every expert's choices.</param>
     /// <param name="Dropped">[N, k] bool, with a capacity.</param>
     /// <param name="Ends">[E] int32 where each expert's rows end, packed.</param>
     /// <param name="RowSource">[rows] the (token·k + choice) each buffer row holds, 0 when empty.</param>
@@ -114,7 +114,7 @@ public static unsafe class RoutingKernels
         int k = (int)chosen.shape[1], e = experts;
         var device = chosen.device;
         var destination = torch.empty(n * k, dtype: ScalarType.Int64, device: device);
-        var counts = torch.empty(2, e, dtype: ScalarType.Int64, device: device);
+        var counts = torch.empty(e, dtype: ScalarType.Int64, device: device);
         var dropped = capacity > 0 ? torch.empty(n, k, dtype: ScalarType.Bool, device: device) : null;
         var ends = capacity == 0 ? torch.empty(e, dtype: ScalarType.Int32, device: device) : null;
         var rowSource = torch.empty(rows, dtype: ScalarType.Int64, device: device);

@@ -210,10 +210,9 @@ extern "C" __global__ void route_ranks(const i64* chosen, i64 n, int k, int e, i
 //   capacity > 0: row expert·capacity + slot, or `rows` (the drop row) when slot ≥ capacity;
 //   capacity = 0: packed, expert after expert, each expert's rows starting at a multiple of `alignment`; ends[e] is
 //                 where each expert's rows end.
-// row_source[row] is the (token·k + choice) a row holds, 0 for an empty row; counts[0, e] every expert's choices,
-// counts[1, e] its first choices (what the load-balancing loss counts for k ≤ 2), and balance[e] the counts the loss
-// weighs each expert's probabilities by (first choices for k ≤ 2, all for more) times balance_scale, in fp32 as
-// torch's long × double product gives them.
+// row_source[row] is the (token·k + choice) a row holds, 0 for an empty row; counts[e] every expert's choices, and
+// balance[e] the counts the load-balancing loss weighs each expert's probabilities by (first choices for k ≤ 2, all
+// for more) times balance_scale, in fp32 as torch's long × double product gives them.
 // Shared memory: 3 · e ints.
 extern "C" __global__ void route_rows(const i64* chosen, i64 n, int k, int e, int capacity, int alignment, i64 rows,
                                       int tiles, const int* tile_counts, i64* destination, i64* counts,
@@ -235,7 +234,6 @@ extern "C" __global__ void route_rows(const i64* chosen, i64 n, int k, int e, in
     total[y] = all;
     if (blockIdx.x == 0) {
       counts[y] = all;
-      counts[e + y] = first;
       balance[y] = (float)(k <= 2 ? first : all) * balance_scale;
     }
   }

@@ -14,7 +14,8 @@ public static class LoadBalancingLoss
     public static Tensor Compute(Tensor probs, Tensor routed, int groups, int topK)
     {
         long e = probs.shape[1], g = probs.shape[0] / groups;
-        // An integer tensor times a double is a float32 tensor (the probabilities' dtype) in one kernel.
+        // An integer tensor times a double is a float32 tensor (the probabilities' dtype) in one kernel; with the product
+        // and the sum, three kernels forward (one backward).
         var weighted = routed.mul(Scale(e, groups, g, topK));
         if (weighted.dtype != probs.dtype) weighted = weighted.to_type(probs.dtype);
         return (probs.view(groups, g, e) * weighted.unsqueeze(1)).sum();
@@ -28,8 +29,7 @@ public static class LoadBalancingLoss
 
     /// <summary>
     /// What each counted choice weighs: mean over groups of E · Σₑ meanₜ(p) · routed / choices counted = Σ over every
-    /// probability of p · routed · scale, so the scale folds into the counts as they become floats (three kernels
-    /// forward, one backward).
+    /// probability of p · routed · scale, so the scale folds into the counts as they become floats.
     /// </summary>
     public static double Scale(long experts, int groups, long groupTokens, int topK) =>
         (double)experts / ((double)groups * groupTokens * groupTokens * (topK <= 2 ? 1 : topK));

@@ -156,7 +156,7 @@ public static class ScanRouter
         }
         var slots = RoutingKernels.Slots(chosen, e, capacity, groupAlignment, rows, LoadBalancingLoss.Scale(e, 1, n, k));
         Tensor? dropped = settings.DropTokens ? slots.Dropped : null;
-        var all = slots.Counts[0];
+        var all = slots.Counts;
         return new RoutingTable
         {
             Experts = chosen,
