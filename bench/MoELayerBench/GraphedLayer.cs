@@ -7,10 +7,13 @@ namespace Orleans.MoE.Bench;
 /// <summary>
 /// The project's MoE layer as CUDA graphs (<see cref="GraphedMoELayer"/>): one launch forward, one backward. With
 /// <paramref name="fusedRouting"/> false the graphs are captured with TorchSharp's routing operations instead of the
-/// fused routing kernels, and with <paramref name="tunedGemm"/> false with torch.bmm for the capacity layout's expert
-/// GEMMs instead of the tuned cuBLASLt ones (<see cref="BatchedExpertGemm"/>), for comparisons in the same run.
+/// fused routing kernels, with <paramref name="tunedGemm"/> false with torch.bmm for the capacity layout's expert
+/// GEMMs instead of the tuned cuBLASLt ones (<see cref="BatchedExpertGemm"/>), and with <paramref name="hopperGemm"/>
+/// true with our Hopper grouped GEMM for the dropless experts (<see cref="HopperExpertGemm"/>, opt-in) instead of
+/// libtorch's grouped GEMM and GELU, for comparisons in the same run.
 /// </summary>
-public sealed class GraphedLayer(MoELayer layer, string mode, long[] shape, ScalarType dtype, Device device, bool fusedRouting = true, bool tunedGemm = true) : IBenchLayer, IDisposable
+public sealed class GraphedLayer(MoELayer layer, string mode, long[] shape, ScalarType dtype, Device device, bool fusedRouting = true, bool tunedGemm = true,
+    bool hopperGemm = false) : IBenchLayer, IDisposable
 {
     readonly GraphedMoELayer graphed = new(layer, shape, dtype, device);
 
@@ -23,9 +26,10 @@ public sealed class GraphedLayer(MoELayer layer, string mode, long[] shape, Scal
     public LayerResult Forward(Tensor x)
     {
         // The switches matter while the graphs are captured (the first call); replays run what was captured.
-        bool routing = RoutingKernels.Enabled, gemm = BatchedExpertGemm.Enabled;
+        bool routing = RoutingKernels.Enabled, gemm = BatchedExpertGemm.Enabled, hopper = HopperExpertGemm.Enabled;
         RoutingKernels.Enabled = routing && fusedRouting;
         BatchedExpertGemm.Enabled = gemm && tunedGemm;
+        HopperExpertGemm.Enabled = hopper || hopperGemm;
         try
         {
             var (output, aux) = graphed.Forward(x);
@@ -35,6 +39,7 @@ public sealed class GraphedLayer(MoELayer layer, string mode, long[] shape, Scal
         {
             RoutingKernels.Enabled = routing;
             BatchedExpertGemm.Enabled = gemm;
+            HopperExpertGemm.Enabled = hopper;
         }
     }
 

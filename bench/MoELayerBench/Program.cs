@@ -134,6 +134,7 @@ foreach (var (target, peerMs, targetMs) in BenchShape.Targets)
         (() => new GraphedLayer(capacityBf16Router, "capacity 1.25, bf16 router", inputShape, dtype, device), capacityBf16Router),
         (() => new GraphedLayer(capacityBf16Router, "capacity 1.25, bf16 router, torch.bmm experts", inputShape, dtype, device, tunedGemm: false), capacityBf16Router),
         (() => new GraphedLayer(droplessBf16Router, "dropless, bf16 router", inputShape, dtype, device), droplessBf16Router),
+        (() => new GraphedLayer(droplessBf16Router, "dropless, bf16 router, Hopper grouped GEMM", inputShape, dtype, device, hopperGemm: true), droplessBf16Router),
         (() => new GraphedLayer(capacityBf16Router, "capacity 1.25, bf16 router, TorchSharp routing", inputShape, dtype, device, fusedRouting: false), capacityBf16Router),
         (() => new GraphedLayer(droplessBf16Router, "dropless, bf16 router, TorchSharp routing", inputShape, dtype, device, fusedRouting: false), droplessBf16Router),
     ];
@@ -268,5 +269,14 @@ static bool CheckKernels(Device device)
     var (cases, differences) = ExpertGemmCheck.Run(device);
     foreach (string difference in differences) Console.WriteLine($"tuned expert GEMM differs: {difference}");
     Console.WriteLine($"tuned expert GEMM against float64 bmm: {cases - differences.Count} of {cases} cases within 1e-2, {differences.Count} differ");
-    return report.Differences.Count == 0 && differences.Count == 0;
+    if (HopperExpertGemm.Problem(device) is { } hopperProblem)
+    {
+        Console.WriteLine($"Hopper expert GEMM unavailable: {hopperProblem}");
+        return report.Differences.Count == 0 && differences.Count == 0;
+    }
+    var (hopperCases, hopperDifferences, hopperReport) = HopperExpertGemmCheck.Run(device);
+    foreach (string line in hopperReport) Console.WriteLine($"Hopper expert MLP against libtorch's: {line}");
+    foreach (string difference in hopperDifferences) Console.WriteLine($"Hopper expert MLP differs: {difference}");
+    Console.WriteLine($"Hopper expert MLP against libtorch's grouped GEMM and GELU: {hopperCases - hopperDifferences.Count} of {hopperCases} cases within 1e-2, {hopperDifferences.Count} differ");
+    return report.Differences.Count == 0 && differences.Count == 0 && hopperDifferences.Count == 0;
 }

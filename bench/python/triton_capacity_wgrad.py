@@ -8,11 +8,13 @@ operands, interleaved, medians of 10 calls in each of three rounds.
 The large capacity shapes (E64: C = 320, E16 k1: C = 1280) are timed the same way.
 Usage: python3 bench/python/triton_capacity_wgrad.py [part of a shape's name]
 """
+import sys
+
 import torch
 import triton
 import triton.language as tl
 
-import sys
+from cuda_timing import median_back_to_back_ms as median_ms
 
 # name: experts, rows per expert (capacity 1.25), model width, expert width
 SHAPES = {"T4096-E32": (32, 160, 1024, 4096), "T16384-E64": (64, 320, 2048, 8192), "T16384-E16-k1": (16, 1280, 2048, 8192)}
@@ -40,15 +42,6 @@ def capacity_wgrad(a_ptr, b_ptr, out_ptr, E: tl.constexpr, C: tl.constexpr, P: t
         o_desc.store([e, m0, n0], tl.reshape(acc.to(tl.bfloat16), (1, BM, BN)))
 
 
-def median_ms(fn, reps=10, warmup=3):
-    for _ in range(warmup): fn()
-    torch.cuda.synchronize()
-    pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
-    for s, e in pairs:
-        s.record(); fn(); e.record()
-    torch.cuda.synchronize()
-    times = sorted(s.elapsed_time(e) for s, e in pairs)
-    return times[len(times) // 2]
 
 
 def measure(shape, E, C, M, F):
@@ -60,7 +53,7 @@ def measure(shape, E, C, M, F):
     h, dy = torch.randn(E, C, F, **bf), torch.randn(E, C, M, **bf)    # dW2 = hᵀ·dy    [E, F, M]
     products = {"dW1": (x, dpre, M, F), "dW2": (h, dy, F, M)}
     copy_src, copy_dst = torch.empty(E, M, F, **bf), torch.empty(E, M, F, **bf)
-    print(f"{shape}: writing one [{E}, {M}, {F}] bf16 gradient: copy of that size {median_ms(lambda: copy_dst.copy_(copy_src)):.4f} ms "
+    print(f"{shape}: writing one [{E}, {M}, {F}] bf16 gradient: copy of that size {median_ms(lambda: copy_dst.copy_(copy_src), warmup=3):.4f} ms "
           f"(reads and writes it)")
     configs = [(128, 256, 32, 3, 8), (128, 256, 64, 3, 8), (256, 128, 64, 3, 8), (128, 128, 64, 4, 4), (128, 256, 64, 4, 8)]
     for name, (a, b, p, q) in products.items():
@@ -74,8 +67,8 @@ def measure(shape, E, C, M, F):
                 error = (out.float() - reference.float()).abs().max().item()
                 times = {"cublas": [], "triton": []}
                 for _ in range(3):
-                    times["cublas"].append(median_ms(lambda: torch.bmm(a.transpose(1, 2), b)))
-                    times["triton"].append(median_ms(call))
+                    times["cublas"].append(median_ms(lambda: torch.bmm(a.transpose(1, 2), b), warmup=3))
+                    times["triton"].append(median_ms(call, warmup=3))
                 t = {k: sorted(v)[1] for k, v in times.items()}
                 print(f"{shape} {name} BM {bm} BN {bn} BK {bk} stages {stages} warps {warps}: cuBLAS bmm {t['cublas'] * 1e3:.1f} µs"
                       f"  triton {t['triton'] * 1e3:.1f} µs  max|diff| {error:.3g}", flush=True)

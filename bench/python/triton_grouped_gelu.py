@@ -14,6 +14,8 @@ import torch
 import triton
 import triton.language as tl
 
+from cuda_timing import median_back_to_back_ms as median_ms
+
 R, K, N, E = 32768, 2048, 8192, 16
 
 
@@ -132,17 +134,6 @@ def run(mode, a, b, ends, pre, out, config, b_kmajor):
                                           TMA_IO=tma_io, num_warps=warps)
 
 
-def median_ms(fn, reps=20, warmup=5):
-    for _ in range(warmup): fn()
-    torch.cuda.synchronize()
-    pairs = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)) for _ in range(reps)]
-    for s, e in pairs:
-        s.record(); fn(); e.record()
-    torch.cuda.synchronize()
-    times = sorted(s.elapsed_time(e) for s, e in pairs)
-    return times[len(times) // 2]
-
-
 def launch_cubin(compiled, args, grid):
     """Launches a compiled kernel's cubin through the driver API, as the C# layer would, to pin down its parameters."""
     import ctypes
@@ -190,10 +181,10 @@ def main():
     h_ref = torch.nn.functional.gelu(pre_ref)
     dh_ref = torch._grouped_mm(dy, w2.transpose(1, 2), offs=ends)
     dpre_ref = torch.ops.aten.gelu_backward(dh_ref, pre_ref)
-    t_fwd_plain = median_ms(lambda: torch._grouped_mm(x, w1, offs=ends))
-    t_fwd = median_ms(lambda: torch.nn.functional.gelu(torch._grouped_mm(x, w1, offs=ends)))
-    t_bwd_plain = median_ms(lambda: torch._grouped_mm(dy, w2.transpose(1, 2), offs=ends))
-    t_bwd = median_ms(lambda: torch.ops.aten.gelu_backward(torch._grouped_mm(dy, w2.transpose(1, 2), offs=ends), pre_ref))
+    t_fwd_plain = median_ms(lambda: torch._grouped_mm(x, w1, offs=ends), reps=20, warmup=5)
+    t_fwd = median_ms(lambda: torch.nn.functional.gelu(torch._grouped_mm(x, w1, offs=ends)), reps=20, warmup=5)
+    t_bwd_plain = median_ms(lambda: torch._grouped_mm(dy, w2.transpose(1, 2), offs=ends), reps=20, warmup=5)
+    t_bwd = median_ms(lambda: torch.ops.aten.gelu_backward(torch._grouped_mm(dy, w2.transpose(1, 2), offs=ends), pre_ref), reps=20, warmup=5)
     print(f"libtorch  forward  grouped_mm {t_fwd_plain:.3f} ms ({tflop / t_fwd_plain * 1e3:.0f} TFLOP/s)  + gelu {t_fwd:.3f} ms")
     print(f"libtorch  backward grouped_mm {t_bwd_plain:.3f} ms ({tflop / t_bwd_plain * 1e3:.0f} TFLOP/s)  + gelu_backward {t_bwd:.3f} ms")
     print("config (BM, BN, BK, stages, warps, warp-specialized, epilogue slices, TMA epilogue, programs per SM)")

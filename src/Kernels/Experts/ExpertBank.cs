@@ -143,7 +143,12 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
         return torch.empty_like(output).index_copy_(0, order, output);
     }
 
-    /// <summary>Rows grouped by expert (group ends [E], int32) through both expert matrices.</summary>
+    /// <summary>
+    /// Rows grouped by expert (group ends [E], int32) through both expert matrices: on a Hopper GPU by our grouped GEMM
+    /// with the GELU in its epilogues (<see cref="HopperExpertMlp"/>), else by libtorch's grouped GEMM and GELU.
+    /// </summary>
     static Tensor GroupedPair(Tensor rows, Tensor ends, Tensor first, Tensor second) =>
-        GroupedExpertGemm.Multiply(nn.functional.gelu(GroupedExpertGemm.Multiply(rows, first, ends)), second, ends);
+        HopperExpertGemm.Supports(rows, first.shape[0], first.shape[1], first.shape[2])
+            ? HopperExpertMlp.Apply(rows, first, second, ends)
+            : GroupedExpertGemm.Multiply(nn.functional.gelu(GroupedExpertGemm.Multiply(rows, first, ends)), second, ends);
 }

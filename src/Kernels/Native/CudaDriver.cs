@@ -37,12 +37,19 @@ public static partial class CudaDriver
     [LibraryImport(Library)] private static partial int cuDeviceGetAttribute(out int value, int attribute, int device);
     [LibraryImport(Library)] public static partial int cuModuleLoadData(out IntPtr module, IntPtr image);
     [LibraryImport(Library, StringMarshalling = StringMarshalling.Utf8)] public static partial int cuModuleGetFunction(out IntPtr function, IntPtr module, string name);
+    [LibraryImport(Library)] public static partial int cuFuncSetAttribute(IntPtr function, int attribute, int value);
+    [LibraryImport(Library)]
+    public static unsafe partial int cuTensorMapEncodeTiled(void* tensorMap, int dataType, uint rank, IntPtr globalAddress, ulong* globalDim,
+        ulong* globalStrides, uint* boxDim, uint* elementStrides, int interleave, int swizzle, int l2Promotion, int outOfBoundsFill);
     [LibraryImport(Library)]
     public static unsafe partial int cuLaunchKernel(IntPtr function, uint gridX, uint gridY, uint gridZ, uint blockX, uint blockY, uint blockZ,
         uint sharedMemoryBytes, IntPtr stream, void** parameters, void** extra);
 
     /// <summary>CU_EVENT_DISABLE_TIMING: events only mark completion, which makes recording them cheaper.</summary>
     public const uint EventWithoutTiming = 2;
+
+    /// <summary>CU_FUNC_ATTRIBUTE_MAX_DYNAMIC_SHARED_SIZE_BYTES: a kernel gets more than 48 KB only after raising it.</summary>
+    public const int MaxDynamicSharedBytes = 8;
 
     /// <summary>GPUs the driver sees (0 when there is no driver).</summary>
     public static int DeviceCount()
@@ -71,6 +78,15 @@ public static partial class CudaDriver
         Check(cuDeviceGetAttribute(out int major, 75, device), "cuDeviceGetAttribute");
         Check(cuDeviceGetAttribute(out int minor, 76, device), "cuDeviceGetAttribute");
         return major * 10 + minor;
+    }
+
+    /// <summary>The device's streaming multiprocessors (a persistent kernel's grid).</summary>
+    public static int MultiprocessorCount(int ordinal)
+    {
+        Check(Initialised.Value, "cuInit");
+        Check(cuDeviceGet(out int device, ordinal), "cuDeviceGet");
+        Check(cuDeviceGetAttribute(out int count, 16, device), "cuDeviceGetAttribute");
+        return count;
     }
 
     public static void Check(int result, string what)

@@ -5,12 +5,13 @@ using static TorchSharp.torch;
 namespace Orleans.MoE.Kernels.Native;
 
 /// <summary>
-/// An embedded CUDA source (routing.cu), compiled by <see cref="Nvrtc"/> once per GPU architecture (the cubin is kept in
-/// the cache folder) and loaded into each device's primary context; its kernels are launched through the driver API on
-/// the stream libtorch runs on from the calling thread, so they take their place in captured CUDA graphs and in
-/// autograd's backward like any ATen kernel.
+/// An embedded CUDA source (routing.cu, expert_gemm.cu), compiled by <see cref="Nvrtc"/> once per GPU architecture (the
+/// cubin is kept in the cache folder) and loaded into each device's primary context; its kernels are launched through
+/// the driver API on the stream libtorch runs on from the calling thread, so they take their place in captured CUDA
+/// graphs and in autograd's backward like any ATen kernel. <paramref name="architectureSpecific"/> compiles for the
+/// device's exact architecture (sm_90a), whose instructions (wgmma) no other GPU runs.
 /// </summary>
-sealed unsafe class CudaModule(string source, IReadOnlyList<string> functions)
+sealed unsafe class CudaModule(string source, IReadOnlyList<string> functions, bool architectureSpecific = false)
 {
     readonly ConcurrentDictionary<int, Lazy<Loaded>> devices = new();
 
@@ -68,9 +69,10 @@ sealed unsafe class CudaModule(string source, IReadOnlyList<string> functions)
     byte[] Cubin(int architecture)
     {
         string text = EmbeddedSource.Read(source);
-        string path = EmbeddedSource.CachePath(Path.GetFileNameWithoutExtension(source), text, Nvrtc.Version(), $"-sm{architecture}.cubin");
+        string target = $"sm{architecture}{(architectureSpecific ? "a" : "")}";
+        string path = EmbeddedSource.CachePath(Path.GetFileNameWithoutExtension(source), text, Nvrtc.Version(), $"-{target}.cubin");
         if (File.Exists(path)) return File.ReadAllBytes(path);
-        byte[] cubin = Nvrtc.CompileCubin(text, source, architecture);
+        byte[] cubin = Nvrtc.CompileCubin(text, source, architecture, architectureSpecific);
         Directory.CreateDirectory(Path.GetDirectoryName(path)!);
         string temporary = $"{path}.{Environment.ProcessId}.tmp";
         File.WriteAllBytes(temporary, cubin);

@@ -37,6 +37,17 @@ public static unsafe class GroupedExpertGemm
         return CudaGraphLibrary.TakeTensor(call(rows.contiguous().Handle, weights.Handle, ends.Handle), "grouped expert GEMM");
     }
 
+    /// <summary>
+    /// Each group's rowsᵀ · gradient: rows [T, P] and gradient [T, Q] (grouped by expert, ends [E]) → [E, P, Q], the
+    /// weights' gradient of <see cref="Multiply"/> as libtorch's own backward computes it (rows passed transposed).
+    /// </summary>
+    public static Tensor WeightGradient(Tensor rows, Tensor gradient, Tensor ends)
+    {
+        var call = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr>)Entry.Value;
+        using var transposed = rows.contiguous().t();
+        return CudaGraphLibrary.TakeTensor(call(transposed.Handle, gradient.contiguous().Handle, ends.Handle), "grouped expert weight gradient");
+    }
+
     /// <summary>Group ends [E] (int32, on <paramref name="device"/>) of segments of the given sizes.</summary>
     public static Tensor Ends(long[] sizes, Device device)
     {

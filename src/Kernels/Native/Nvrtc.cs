@@ -24,8 +24,12 @@ public static unsafe class Nvrtc
         return $"{major}.{minor}";
     }
 
-    /// <summary>Compiles <paramref name="source"/> for sm_<paramref name="architecture"/> (e.g. 90); the compiler's log in the error.</summary>
-    public static byte[] CompileCubin(string source, string name, int architecture)
+    /// <summary>
+    /// Compiles <paramref name="source"/> for sm_<paramref name="architecture"/> (e.g. 90), or for sm_90a and the like
+    /// when <paramref name="architectureSpecific"/> (instructions of that architecture only, such as Hopper's wgmma);
+    /// the compiler's log in the error.
+    /// </summary>
+    public static byte[] CompileCubin(string source, string name, int architecture, bool architectureSpecific = false)
     {
         var create = (delegate* unmanaged<IntPtr*, byte*, byte*, int, byte**, byte**, int>)Export("nvrtcCreateProgram");
         var compile = (delegate* unmanaged<IntPtr, int, byte**, int>)Export("nvrtcCompileProgram");
@@ -35,7 +39,8 @@ public static unsafe class Nvrtc
             Check(create(&program, text, file, 0, null, null), "nvrtcCreateProgram");
         try
         {
-            string[] options = [$"--gpu-architecture=sm_{architecture}", "--std=c++17"];
+            string target = $"sm_{architecture}{(architectureSpecific ? "a" : "")}";
+            string[] options = [$"--gpu-architecture={target}", "--std=c++17"];
             var encoded = options.Select(Utf8).ToArray();
             var handles = encoded.Select(o => GCHandle.Alloc(o, GCHandleType.Pinned)).ToArray();
             try
@@ -43,7 +48,7 @@ public static unsafe class Nvrtc
                 var pointers = stackalloc byte*[options.Length];
                 for (int i = 0; i < options.Length; i++) pointers[i] = (byte*)handles[i].AddrOfPinnedObject();
                 int result = compile(program, options.Length, pointers);
-                if (result != 0) throw new InvalidOperationException($"NVRTC could not compile {name} for sm_{architecture} ({ErrorText(result)}): {Log(program)}");
+                if (result != 0) throw new InvalidOperationException($"NVRTC could not compile {name} for {target} ({ErrorText(result)}): {Log(program)}");
             }
             finally
             {
