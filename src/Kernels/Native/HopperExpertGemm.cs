@@ -8,9 +8,9 @@ namespace Orleans.MoE.Kernels.Native;
 /// The dropless expert MLP's four data products on Hopper GPUs (compute capability 9.0) through our own grouped GEMM
 /// (<c>expert_gemm.cu</c>: TMA, wgmma, persistent CTAs with the epilogue on warps of its own), with the exact GELU
 /// forward and backward in its epilogues instead of two passes over the hidden activations. Its results equal
-/// libtorch's grouped GEMM followed by <c>gelu</c> / <c>gelu_backward</c> bit for bit on an H200, and it is faster than
-/// that pair (bench/results/wgmma-grouped-gemm-h200.md). Each device is checked once against a float32 reference
-/// before the kernels are used; <see cref="Problem"/> says why they are not.
+/// libtorch's grouped GEMM followed by <c>gelu</c> / <c>gelu_backward</c> bit for bit on an H200, and each product is
+/// faster than libtorch's (bench/results/wgmma-grouped-gemm-h200.md). Each device is checked once against a float32
+/// reference before the kernels are used; <see cref="Problem"/> says why they are not.
 /// </summary>
 public static unsafe class HopperExpertGemm
 {
