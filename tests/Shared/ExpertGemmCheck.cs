@@ -59,7 +59,8 @@ internal static class ExpertGemmCheck
         return Worst(("output", y, expected), ("x gradient", grads[0], expectedGrads[0]), ("w gradient", grads[1], expectedGrads[1]));
     }
 
-    static string? Worst(params (string Name, Tensor Actual, Tensor Expected)[] pairs)
+    /// <summary>The first pair whose largest difference exceeds 1e-2 of the expected (float64) values' largest magnitude.</summary>
+    internal static string? Worst(params (string Name, Tensor Actual, Tensor Expected)[] pairs)
     {
         foreach (var (name, actual, expected) in pairs)
         {

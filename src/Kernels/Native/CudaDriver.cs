@@ -71,22 +71,18 @@ public static partial class CudaDriver
     public static void MakeCurrent(int ordinal) => Check(cuCtxSetCurrent(PrimaryContext(ordinal)), "cuCtxSetCurrent");
 
     /// <summary>The device's compute capability as one number (9.0 → 90), which names its cubin architecture.</summary>
-    public static int ComputeCapability(int ordinal)
-    {
-        Check(Initialised.Value, "cuInit");
-        Check(cuDeviceGet(out int device, ordinal), "cuDeviceGet");
-        Check(cuDeviceGetAttribute(out int major, 75, device), "cuDeviceGetAttribute");
-        Check(cuDeviceGetAttribute(out int minor, 76, device), "cuDeviceGetAttribute");
-        return major * 10 + minor;
-    }
+    public static int ComputeCapability(int ordinal) => Attribute(ordinal, 75) * 10 + Attribute(ordinal, 76);
 
     /// <summary>The device's streaming multiprocessors (a persistent kernel's grid).</summary>
-    public static int MultiprocessorCount(int ordinal)
+    public static int MultiprocessorCount(int ordinal) => Attribute(ordinal, 16);
+
+    /// <summary>One CU_DEVICE_ATTRIBUTE_* of device <paramref name="ordinal"/>.</summary>
+    static int Attribute(int ordinal, int attribute)
     {
         Check(Initialised.Value, "cuInit");
         Check(cuDeviceGet(out int device, ordinal), "cuDeviceGet");
-        Check(cuDeviceGetAttribute(out int count, 16, device), "cuDeviceGetAttribute");
-        return count;
+        Check(cuDeviceGetAttribute(out int value, attribute, device), "cuDeviceGetAttribute");
+        return value;
     }
 
     public static void Check(int result, string what)

@@ -31,11 +31,7 @@ public static unsafe class GroupedExpertGemm
     }
 
     /// <summary>rows [T, K] (grouped by expert), weights [E, K, N], ends [E] int32 (cumulative row counts) → [T, N].</summary>
-    public static Tensor Multiply(Tensor rows, Tensor weights, Tensor ends)
-    {
-        var call = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr>)Entry.Value;
-        return CudaGraphLibrary.TakeTensor(call(rows.contiguous().Handle, weights.Handle, ends.Handle), "grouped expert GEMM");
-    }
+    public static Tensor Multiply(Tensor rows, Tensor weights, Tensor ends) => Call(rows.contiguous(), weights, ends, "grouped expert GEMM");
 
     /// <summary>
     /// Each group's rowsᵀ · gradient: rows [T, P] and gradient [T, Q] (grouped by expert, ends [E]) → [E, P, Q], the
@@ -43,9 +39,15 @@ public static unsafe class GroupedExpertGemm
     /// </summary>
     public static Tensor WeightGradient(Tensor rows, Tensor gradient, Tensor ends)
     {
-        var call = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr>)Entry.Value;
         using var transposed = rows.contiguous().t();
-        return CudaGraphLibrary.TakeTensor(call(transposed.Handle, gradient.contiguous().Handle, ends.Handle), "grouped expert weight gradient");
+        return Call(transposed, gradient.contiguous(), ends, "grouped expert weight gradient");
+    }
+
+    /// <summary>libtorch's <c>at::_grouped_mm(a, b, ends)</c> as the helper exports it.</summary>
+    static Tensor Call(Tensor a, Tensor b, Tensor ends, string what)
+    {
+        var call = (delegate* unmanaged<IntPtr, IntPtr, IntPtr, IntPtr>)Entry.Value;
+        return CudaGraphLibrary.TakeTensor(call(a.Handle, b.Handle, ends.Handle), what);
     }
 
     /// <summary>Group ends [E] (int32, on <paramref name="device"/>) of segments of the given sizes.</summary>

@@ -187,8 +187,8 @@ public static unsafe class HopperExpertGemm
         var expectedPre = PerGroup(rows, e => w1[e]);
         var expectedHidden = nn.functional.gelu(pre.to_type(ScalarType.Float32));
         var expectedOutput = PerGroup(hidden, e => w2[e]);
-        var dh = PerGroup(gradient, e => w2[e].t());
-        var expectedPreGradient = dh.to_type(ScalarType.BFloat16).to_type(ScalarType.Float32) * GeluGradient(pre.to_type(ScalarType.Float32));
+        var dh = PerGroup(gradient, e => w2[e].t()).to_type(ScalarType.BFloat16).to_type(ScalarType.Float32);
+        var expectedPreGradient = GeluBackward(dh, pre.to_type(ScalarType.Float32));
         var expectedRowsGradient = PerGroup(preGradient, e => w1[e].t());
         foreach (var (name, actual, expected) in new[]
         {
@@ -203,5 +203,11 @@ public static unsafe class HopperExpertGemm
         return null;
     }
 
-    static Tensor GeluGradient(Tensor x) => 0.5 * (1 + (x * Math.Sqrt(0.5)).erf()) + x * (-0.5 * x * x).exp() / Math.Sqrt(2 * Math.PI);
+    /// <summary>gelu'(x) · gradient by libtorch's own backward of gelu.</summary>
+    static Tensor GeluBackward(Tensor gradient, Tensor x)
+    {
+        using var enabled = torch.enable_grad();
+        var input = x.detach().requires_grad_();
+        return torch.autograd.grad([nn.functional.gelu(input)], [input], [gradient])[0];
+    }
 }
