@@ -9,8 +9,9 @@ namespace Orleans.MoE.Bench;
 /// <paramref name="fusedRouting"/> false the graphs are captured with TorchSharp's routing operations instead of the
 /// fused routing kernels, with <paramref name="tunedGemm"/> false with torch.bmm for the capacity layout's expert
 /// GEMMs instead of the tuned cuBLASLt ones (<see cref="BatchedExpertGemm"/>), and with <paramref name="hopperGemm"/>
-/// true with our Hopper grouped GEMM for the dropless experts (<see cref="HopperExpertGemm"/>, opt-in) instead of
-/// libtorch's grouped GEMM and GELU, for comparisons in the same run.
+/// true with our Hopper grouped GEMM (<see cref="HopperExpertGemm"/>, opt-in) instead of libtorch's grouped GEMM and
+/// GELU for the dropless experts, and for the GELU products of capacity buffers of up to 160 tokens an expert, for
+/// comparisons in the same run.
 /// </summary>
 public sealed class GraphedLayer(MoELayer layer, string mode, long[] shape, ScalarType dtype, Device device, bool fusedRouting = true, bool tunedGemm = true,
     bool hopperGemm = false) : IBenchLayer, IDisposable

@@ -60,13 +60,37 @@ class TensorMap:
               "cuTensorMapEncodeTiled")
 
 
+class TensorMap3D:
+    """A 3-D bf16 tensor map over a contiguous [batches, rows, inner] tensor, boxes of [1, box_rows, 64] in the 128-byte
+    swizzle; rows past a batch's end read as zeros."""
+
+    def __init__(self, cuda, tensor, box_rows):
+        batches, rows, inner = tensor.shape
+        self.raw = ctypes.create_string_buffer(128 + 64)
+        self.address = (ctypes.addressof(self.raw) + 63) & ~63
+        check(cuda.cuTensorMapEncodeTiled(ctypes.c_void_p(self.address), enum("CU_TENSOR_MAP_DATA_TYPE_BFLOAT16"), 3,
+                                          ctypes.c_void_p(tensor.data_ptr()), (ctypes.c_uint64 * 3)(inner, rows, batches),
+                                          (ctypes.c_uint64 * 2)(inner * 2, rows * inner * 2), (ctypes.c_uint32 * 3)(64, box_rows, 1),
+                                          (ctypes.c_uint32 * 3)(1, 1, 1), enum("CU_TENSOR_MAP_INTERLEAVE_NONE"),
+                                          enum("CU_TENSOR_MAP_SWIZZLE_128B"), enum("CU_TENSOR_MAP_L2_PROMOTION_L2_256B"),
+                                          enum("CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE")),
+              "cuTensorMapEncodeTiled")
+
+
 class Kernels:
     """expert_gemm.cu as a cubin, its GELU tables built, each product launched as HopperExpertGemm.cs launches it."""
 
-    def __init__(self, ends):
-        cubin = os.path.join(tempfile.mkdtemp(), "expert_gemm.cubin")
+    def __init__(self, ends, substitutions=()):
+        """substitutions: (old, new) text replaced in the source before it is built (diagnostic variants)."""
+        folder = tempfile.mkdtemp()
+        cubin, source = os.path.join(folder, "expert_gemm.cubin"), os.path.join(folder, "expert_gemm.cu")
+        text = open(SOURCE).read()
+        for old, new in substitutions:
+            if old not in text: raise SystemExit(f"substitution target not in the source: {old}")
+            text = text.replace(old, new)
+        open(source, "w").write(text)
         build = subprocess.run(["nvcc", "-O3", "-std=c++17", "-gencode", "arch=compute_90a,code=sm_90a", "-cubin",
-                                "-Xptxas", "-v", "-o", cubin, SOURCE], capture_output=True, text=True)
+                                "-Xptxas", "-v", "-o", cubin, source], capture_output=True, text=True)
         print("\n".join(line for line in build.stderr.splitlines() if "registers" in line or "spill" in line or "error" in line))
         if build.returncode != 0: raise SystemExit("nvcc failed")
         self.cuda = ctypes.CDLL("libcuda.so.1")
@@ -74,9 +98,9 @@ class Kernels:
         check(self.cuda.cuModuleLoadData(ctypes.byref(self.module), ctypes.c_char_p(open(cubin, "rb").read())), "cuModuleLoadData")
         self.ends = ends
         self.sms = torch.cuda.get_device_properties(0).multi_processor_count
-        shared = torch.zeros(1, dtype=torch.int32, device="cuda")
+        shared = torch.zeros(3, dtype=torch.int32, device="cuda")
         self.run("expert_gemm_shared_bytes", 1, 1, 0, [ctypes.c_uint64(shared.data_ptr())])
-        self.shared = int(shared.item())
+        self.shared, self.swapped_shared, self.gradient_shared = (int(v) for v in shared.tolist())
         self.gelu_gradient = torch.empty(65536, device="cuda", dtype=torch.float32)
         self.gelu = torch.empty(65536, device="cuda", dtype=torch.int16)
         self.run("build_gelu_tables", 256, 256, 0, [ctypes.c_uint64(self.gelu_gradient.data_ptr()), ctypes.c_uint64(self.gelu.data_ptr())])
@@ -97,19 +121,32 @@ class Kernels:
         stream = ctypes.c_void_p(torch.cuda.current_stream().cuda_stream)
         check(self.cuda.cuLaunchKernel(self.function(name), blocks, 1, 1, threads, 1, 1, shared, stream, params, None), name)
 
-    def gemm(self, name, a, weights, n_major, out, pre=None):
-        """a [R, K] times weights [E, K, N] (n_major) or [E, N, K] into out [R, N]."""
-        k, n = a.shape[1], out.shape[1]
-        key = (a.data_ptr(), weights.data_ptr(), n_major)
+    def gemm(self, name, a, weights, n_major, out, pre=None, ends=None):
+        """a [R, K] times weights [E, K, N] (n_major) or [E, N, K] into out [R, N]; expert_gemm_swapped_* kernels take
+        the weights first and the rows in 160-row boxes."""
+        k, n, experts, swapped = a.shape[1], out.shape[1], weights.shape[0], "swapped" in name
+        ends = self.ends if ends is None else ends
+        key = (a.data_ptr(), weights.data_ptr(), n_major, swapped)
         if key not in self.maps:
-            box = 64 if n_major else 256
-            self.maps[key] = (TensorMap(self.cuda, a, a.shape[0], k, 128),
-                              TensorMap(self.cuda, weights, E * (k if n_major else n), n if n_major else k, box))
+            box = 64 if n_major else (128 if swapped else 256)
+            rows = TensorMap(self.cuda, a, a.shape[0], k, 160 if swapped else 128)
+            weight = TensorMap(self.cuda, weights, experts * (k if n_major else n), n if n_major else k, box)
+            self.maps[key] = (weight, rows) if swapped else (rows, weight)
         table = self.gelu if n_major else self.gelu_gradient
         values = [ctypes.c_uint64(out.data_ptr()), ctypes.c_uint64(0 if pre is None else pre.data_ptr()),
-                  ctypes.c_uint64(table.data_ptr()), ctypes.c_uint64(self.ends.data_ptr()),
-                  ctypes.c_int32(E), ctypes.c_int32(n), ctypes.c_int32(k)]
-        self.run(name, self.sms, 384, self.shared, values, self.maps[key])
+                  ctypes.c_uint64(table.data_ptr()), ctypes.c_uint64(ends.data_ptr()),
+                  ctypes.c_int32(experts), ctypes.c_int32(n), ctypes.c_int32(k)]
+        self.run(name, self.sms, 512 if swapped else 384, self.swapped_shared if swapped else self.shared, values, self.maps[key])
+
+
+    def weight_gradient(self, x, dy, out):
+        """x [E, C, M]ᵀ · dy [E, C, N] → out [E, M, N] (expert_gemm_weight_gradient)."""
+        key = (x.data_ptr(), dy.data_ptr(), out.data_ptr(), "weight gradient")
+        e, c, m = x.shape
+        if key not in self.maps:
+            self.maps[key] = (TensorMap3D(self.cuda, x, 32), TensorMap3D(self.cuda, dy, 32), TensorMap(self.cuda, out, e * m, dy.shape[2], 128))
+        values = [ctypes.c_int32(e), ctypes.c_int32(c), ctypes.c_int32(m), ctypes.c_int32(dy.shape[2])]
+        self.run("expert_gemm_weight_gradient", self.sms, 384, self.gradient_shared, values, self.maps[key])
 
 
 def interleaved(variants, reps=10, warmup=2):

@@ -60,12 +60,15 @@ public sealed class ExpertBank : nn.Module<Tensor, Tensor>
 
     /// <summary>
     /// [E, R, M] tokens per expert (padded buffer) → [E, R, M] outputs: one batched GEMM pair (on a GPU in bf16/fp16,
-    /// cuBLASLt with tuned algorithms: <see cref="BatchedExpertGemm"/>).
+    /// cuBLASLt with tuned algorithms: <see cref="BatchedExpertGemm"/>); on a Hopper GPU with at most 160 tokens an
+    /// expert, the GELU in the epilogues of our swapped-tile kernels (<see cref="HopperCapacityMlp"/>).
     /// </summary>
     public override Tensor forward(Tensor buffer)
     {
-        var hidden = nn.functional.gelu(BatchedExpertGemm.MultiplyOrBmm(buffer, w1.As(buffer)));
-        return BatchedExpertGemm.MultiplyOrBmm(hidden, w2.As(buffer));
+        Tensor first = w1.As(buffer), second = w2.As(buffer);
+        if (HopperExpertGemm.SupportsCapacity(buffer, first.shape[1], first.shape[2])) return HopperCapacityMlp.Apply(buffer, first, second);
+        var hidden = nn.functional.gelu(BatchedExpertGemm.MultiplyOrBmm(buffer, first));
+        return BatchedExpertGemm.MultiplyOrBmm(hidden, second);
     }
 
     /// <summary>

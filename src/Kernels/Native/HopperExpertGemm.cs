@@ -5,12 +5,15 @@ using static TorchSharp.torch;
 namespace Orleans.MoE.Kernels.Native;
 
 /// <summary>
-/// The dropless expert MLP's four data products on Hopper GPUs (compute capability 9.0) through our own grouped GEMM
+/// The expert MLP's data products on Hopper GPUs (compute capability 9.0) through our own grouped GEMM
 /// (<c>expert_gemm.cu</c>: TMA, wgmma, persistent CTAs with the epilogue on warps of its own), with the exact GELU
-/// forward and backward in its epilogues instead of two passes over the hidden activations. Its results equal
-/// libtorch's grouped GEMM followed by <c>gelu</c> / <c>gelu_backward</c> bit for bit on an H200, and each product is
-/// faster than libtorch's (bench/results/wgmma-grouped-gemm-h200.md). Each device is checked once against a float32
-/// reference before the kernels are used; <see cref="Problem"/> says why they are not.
+/// forward and backward in its epilogues instead of two passes over the hidden activations. Two tile shapes: 128 rows ×
+/// 256 columns for the dropless layout's long groups (all four products; each faster than libtorch's,
+/// bench/results/wgmma-grouped-gemm-h200.md), and swapped tiles of 128 columns × 160 tokens for capacity buffers of at
+/// most 160 tokens an expert, where only the two products with a GELU in the epilogue beat cuBLAS
+/// (bench/results/swapped-expert-gemm-h200.md). Results equal libtorch's GEMMs followed by <c>gelu</c> /
+/// <c>gelu_backward</c> bit for bit on an H200. Each device is checked once against a float32 reference before the
+/// kernels are used; <see cref="Problem"/> says why they are not.
 /// </summary>
 public static unsafe class HopperExpertGemm
 {
@@ -18,6 +21,11 @@ public static unsafe class HopperExpertGemm
     const int RowBox = 128;
     const int KMajorWeightBox = 256;
     const int NMajorWeightBox = 64;
+    const int SwappedThreads = 512;
+    const int SwappedKMajorWeightBox = 128;
+
+    /// <summary>The tokens of one swapped tile: capacity buffers up to this many tokens an expert take that path.</summary>
+    public const long SwappedTokens = 160;
 
     /// <summary>Every width is the K of one product (64-column steps) and the N of another (256-column tiles).</summary>
     const long WidthMultiple = 256;
@@ -25,10 +33,13 @@ public static unsafe class HopperExpertGemm
     /// <summary>The kernels keep the group ends in shared memory.</summary>
     public const int MaxExperts = 64;
 
+    // Before Kernels: static fields initialise in the order they are written.
+    static readonly string[] GemmKernels = ["expert_gemm_kmajor", "expert_gemm_nmajor", "expert_gemm_kmajor_gelu_backward", "expert_gemm_nmajor_gelu"];
+    static readonly string[] SwappedKernels = ["expert_gemm_swapped_kmajor_gelu_backward", "expert_gemm_swapped_nmajor_gelu"];
+
     static readonly CudaModule Kernels = new("expert_gemm.cu",
     [
-        "expert_gemm_kmajor", "expert_gemm_nmajor", "expert_gemm_kmajor_gelu_backward", "expert_gemm_nmajor_gelu",
-        "build_gelu_tables", "expert_gemm_shared_bytes",
+        .. GemmKernels, .. SwappedKernels, "build_gelu_tables", "expert_gemm_shared_bytes",
     ], architectureSpecific: true);
 
     /// <summary>
@@ -40,7 +51,8 @@ public static unsafe class HopperExpertGemm
     public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("MOE_HOPPER_GEMM") == "1";
 
     /// <summary>What a device needs once: the kernels' shared memory, its multiprocessors and the GELU tables.</summary>
-    sealed record DeviceState(string? Problem, uint SharedBytes = 0, uint Multiprocessors = 0, Tensor? GeluGradient = null, Tensor? Gelu = null);
+    sealed record DeviceState(string? Problem, uint SharedBytes = 0, uint SwappedSharedBytes = 0, uint Multiprocessors = 0, Tensor? GeluGradient = null,
+        Tensor? Gelu = null);
 
     static readonly ConcurrentDictionary<int, Lazy<DeviceState>> States = new();
 
@@ -53,6 +65,17 @@ public static unsafe class HopperExpertGemm
     public static bool Supports(Tensor rows, long experts, long modelWidth, long expertWidth) =>
         Enabled && rows.device_type == DeviceType.CUDA && rows.dtype == ScalarType.BFloat16 && experts <= MaxExperts
         && modelWidth % WidthMultiple == 0 && expertWidth % WidthMultiple == 0 && Problem(rows.device) is null;
+
+    /// <summary>
+    /// True when a capacity buffer like <paramref name="buffer"/> ([E, C, M], bf16 on a Hopper GPU where the kernels load
+    /// and passed their check) can take <see cref="FirstSwapped"/> and <see cref="PreGradientSwapped"/>: C at most one
+    /// swapped tile of tokens, M in whole 64-column steps, F in whole 128-column tiles, at most 64 experts, and cuBLASLt's
+    /// tuned batched GEMM there for the other products.
+    /// </summary>
+    public static bool SupportsCapacity(Tensor buffer, long modelWidth, long expertWidth) =>
+        Enabled && buffer.device_type == DeviceType.CUDA && buffer.dtype == ScalarType.BFloat16 && buffer.dim() == 3
+        && buffer.shape[0] <= MaxExperts && buffer.shape[1] is > 0 and <= SwappedTokens && modelWidth % 64 == 0 && expertWidth % 128 == 0
+        && BatchedExpertGemm.Supports(buffer) && Problem(buffer.device) is null;
 
     /// <summary>Why the kernels cannot run on <paramref name="device"/> (null when they can).</summary>
     public static string? Problem(Device device) => device.type != DeviceType.CUDA ? "not a CUDA device" : State(device).Problem;
@@ -67,14 +90,21 @@ public static unsafe class HopperExpertGemm
     public static Tensor PreGradient(Tensor outputGradient, Tensor w2, Tensor pre, Tensor ends) =>
         PreGradient(State(outputGradient.device), outputGradient, w2, pre, ends);
 
+    /// <summary><see cref="First"/> in swapped tiles (groups of at most 160 rows waste nothing).</summary>
+    public static (Tensor Pre, Tensor Hidden) FirstSwapped(Tensor rows, Tensor w1, Tensor ends) => First(State(rows.device), rows, w1, ends, swapped: true);
+
+    /// <summary><see cref="PreGradient"/> in swapped tiles.</summary>
+    public static Tensor PreGradientSwapped(Tensor outputGradient, Tensor w2, Tensor pre, Tensor ends) =>
+        PreGradient(State(outputGradient.device), outputGradient, w2, pre, ends, swapped: true);
+
     /// <summary>The pre-activations' gradient [R, F] times W1ᵀ → the rows' gradient [R, M].</summary>
     public static Tensor RowsGradient(Tensor preGradient, Tensor w1, Tensor ends) => RowsGradient(State(preGradient.device), preGradient, w1, ends);
 
-    static (Tensor Pre, Tensor Hidden) First(DeviceState state, Tensor rows, Tensor w1, Tensor ends)
+    static (Tensor Pre, Tensor Hidden) First(DeviceState state, Tensor rows, Tensor w1, Tensor ends, bool swapped = false)
     {
         var pre = torch.empty(rows.shape[0], w1.shape[2], dtype: rows.dtype, device: rows.device);
         var hidden = torch.empty_like(pre);
-        Run("expert_gemm_nmajor_gelu", state, rows, w1, nMajor: true, ends, hidden, pre, state.Gelu);
+        Run(swapped ? "expert_gemm_swapped_nmajor_gelu" : "expert_gemm_nmajor_gelu", state, rows, w1, nMajor: true, ends, hidden, pre, state.Gelu, swapped);
         return (pre, hidden);
     }
 
@@ -85,10 +115,11 @@ public static unsafe class HopperExpertGemm
         return output;
     }
 
-    static Tensor PreGradient(DeviceState state, Tensor outputGradient, Tensor w2, Tensor pre, Tensor ends)
+    static Tensor PreGradient(DeviceState state, Tensor outputGradient, Tensor w2, Tensor pre, Tensor ends, bool swapped = false)
     {
         var gradient = torch.empty(outputGradient.shape[0], w2.shape[1], dtype: outputGradient.dtype, device: outputGradient.device);
-        Run("expert_gemm_kmajor_gelu_backward", state, outputGradient, w2, nMajor: false, ends, gradient, pre, state.GeluGradient);
+        Run(swapped ? "expert_gemm_swapped_kmajor_gelu_backward" : "expert_gemm_kmajor_gelu_backward", state, outputGradient, w2, nMajor: false, ends,
+            gradient, pre, state.GeluGradient, swapped);
         return gradient;
     }
 
@@ -101,9 +132,11 @@ public static unsafe class HopperExpertGemm
 
     /// <summary>
     /// a [R, K] times each group's weights: N-major [E, K, N] or K-major [E, N, K] (the transpose of [E, K, N] as
-    /// stored) into <paramref name="output"/> [R, N]. Rows past the last group end are not written.
+    /// stored) into <paramref name="output"/> [R, N]. Rows past the last group end are not written. The swapped kernels
+    /// take the weights' map first, in boxes of 128 columns, and the rows' in boxes of a whole 160-token tile.
     /// </summary>
-    static void Run(string kernel, DeviceState state, Tensor a, Tensor weights, bool nMajor, Tensor ends, Tensor output, Tensor? pre, Tensor? table)
+    static void Run(string kernel, DeviceState state, Tensor a, Tensor weights, bool nMajor, Tensor ends, Tensor output, Tensor? pre, Tensor? table,
+        bool swapped = false)
     {
         if (state.Problem is not null) throw new InvalidOperationException($"the Hopper expert GEMM cannot run: {state.Problem}");
         long rows = a.shape[0];
@@ -112,15 +145,17 @@ public static unsafe class HopperExpertGemm
         weights = Aligned(weights);
         long experts = weights.shape[0];
         long k = a.shape[1], n = output.shape[1];
-        var aMap = TensorMap.Bf16Rows(CudaModule.Address(a), rows, k, RowBox);
-        var bMap = nMajor
+        var rowsMap = TensorMap.Bf16Rows(CudaModule.Address(a), rows, k, swapped ? (int)SwappedTokens : RowBox);
+        var weightsMap = nMajor
             ? TensorMap.Bf16Rows(CudaModule.Address(weights), experts * k, n, NMajorWeightBox)
-            : TensorMap.Bf16Rows(CudaModule.Address(weights), experts * n, k, KMajorWeightBox);
+            : TensorMap.Bf16Rows(CudaModule.Address(weights), experts * n, k, swapped ? SwappedKMajorWeightBox : KMajorWeightBox);
+        var (firstMap, secondMap) = swapped ? (weightsMap, rowsMap) : (rowsMap, weightsMap);
         IntPtr outAddress = CudaModule.Address(output), preAddress = pre is null ? IntPtr.Zero : CudaModule.Address(pre);
         IntPtr tableAddress = table is null ? IntPtr.Zero : CudaModule.Address(table), endsAddress = CudaModule.Address(ends);
         int groups = (int)experts, columns = (int)n, inner = (int)k;
-        void** arguments = stackalloc void*[] { &aMap, &bMap, &outAddress, &preAddress, &tableAddress, &endsAddress, &groups, &columns, &inner };
-        CudaModule.Launch(Kernels.Function(a.device, kernel), a.device, state.Multiprocessors, Threads, state.SharedBytes, arguments);
+        void** arguments = stackalloc void*[] { &firstMap, &secondMap, &outAddress, &preAddress, &tableAddress, &endsAddress, &groups, &columns, &inner };
+        CudaModule.Launch(Kernels.Function(a.device, kernel), a.device, state.Multiprocessors, swapped ? SwappedThreads : Threads,
+            swapped ? state.SwappedSharedBytes : state.SharedBytes, arguments);
     }
 
     /// <summary>Contiguous, and 16-byte aligned as the copy engine needs (a view into a larger tensor may not be).</summary>
@@ -141,20 +176,22 @@ public static unsafe class HopperExpertGemm
             if (architecture != 90) return new DeviceState($"compute capability {architecture / 10}.{architecture % 10}: the kernels use Hopper's (9.0) wgmma");
             if (Kernels.Problem(device) is { } problem) return new DeviceState(problem);
             using var scope = torch.NewDisposeScope();
-            var bytes = torch.zeros(1, dtype: ScalarType.Int32, device: device);
+            // Row tiles' and swapped tiles' shared memory.
+            var bytes = torch.zeros(3, dtype: ScalarType.Int32, device: device);
             IntPtr bytesAddress = CudaModule.Address(bytes);
             void** query = stackalloc void*[] { &bytesAddress };
             CudaModule.Launch(Kernels.Function(device, "expert_gemm_shared_bytes"), device, 1, 1, 0, query);
-            uint shared = (uint)bytes.item<int>();
-            foreach (string kernel in new[] { "expert_gemm_kmajor", "expert_gemm_nmajor", "expert_gemm_kmajor_gelu_backward", "expert_gemm_nmajor_gelu" })
-                CudaDriver.Check(CudaDriver.cuFuncSetAttribute(Kernels.Function(device, kernel), CudaDriver.MaxDynamicSharedBytes, (int)shared), $"cuFuncSetAttribute {kernel}");
+            var sizes = bytes.data<int>().ToArray();
+            uint shared = (uint)sizes[0], swappedShared = (uint)sizes[1];
+            foreach (var (kernel, size) in GemmKernels.Select(k => (k, shared)).Concat(SwappedKernels.Select(k => (k, swappedShared))))
+                CudaDriver.Check(CudaDriver.cuFuncSetAttribute(Kernels.Function(device, kernel), CudaDriver.MaxDynamicSharedBytes, (int)size), $"cuFuncSetAttribute {kernel}");
             // gelu' (fp32) and gelu (bf16) of every bf16 bit pattern: kept for the process's lifetime.
             var geluGradient = torch.empty(65536, dtype: ScalarType.Float32, device: device).DetachFromDisposeScope();
             var gelu = torch.empty(65536, dtype: ScalarType.BFloat16, device: device).DetachFromDisposeScope();
             IntPtr gradientAddress = CudaModule.Address(geluGradient), geluAddress = CudaModule.Address(gelu);
             void** tables = stackalloc void*[] { &gradientAddress, &geluAddress };
             CudaModule.Launch(Kernels.Function(device, "build_gelu_tables"), device, 256, 256, 0, tables);
-            var state = new DeviceState(null, shared, (uint)CudaDriver.MultiprocessorCount(ordinal), geluGradient, gelu);
+            var state = new DeviceState(null, shared, swappedShared, (uint)CudaDriver.MultiprocessorCount(ordinal), geluGradient, gelu);
             return SelfCheck(state, device) is { } failure ? new DeviceState($"self-check against float32 failed: {failure}") : state;
         }
         catch (Exception e) when (e is InvalidOperationException or DllNotFoundException or EntryPointNotFoundException or System.Runtime.InteropServices.ExternalException)
@@ -164,8 +201,9 @@ public static unsafe class HopperExpertGemm
     }
 
     /// <summary>
-    /// The four products on uneven groups (one empty, one not a multiple of the 128-row tile) against float32 matmuls of
-    /// the same bf16 values: within 2 % of the largest magnitude (bf16 rounding of the outputs and of the GELU's input).
+    /// The four products on uneven groups (one empty, one not a multiple of the 128-row tile, one longer than a swapped
+    /// tile), and the swapped tiles' two, against float32 matmuls of the same bf16 values: within 2 % of the largest
+    /// magnitude (bf16 rounding of the outputs and of the GELU's input).
     /// </summary>
     static string? SelfCheck(DeviceState state, Device device)
     {
@@ -182,6 +220,8 @@ public static unsafe class HopperExpertGemm
         var output = Second(state, hidden, w2, ends);
         var preGradient = PreGradient(state, gradient, w2, pre, ends);
         var rowsGradient = RowsGradient(state, preGradient, w1, ends);
+        var (swappedPre, swappedHidden) = First(state, rows, w1, ends, swapped: true);
+        var swappedPreGradient = PreGradient(state, gradient, w2, pre, ends, swapped: true);
         Tensor PerGroup(Tensor a, Func<int, Tensor> weight) =>
             torch.cat(a.to_type(ScalarType.Float32).split(sizes, 0).Select((part, e) => part.matmul(weight(e).to_type(ScalarType.Float32))).ToArray(), 0);
         var expectedPre = PerGroup(rows, e => w1[e]);
@@ -194,6 +234,8 @@ public static unsafe class HopperExpertGemm
         {
             ("pre", pre, expectedPre), ("gelu", hidden, expectedHidden), ("output", output, expectedOutput),
             ("pre gradient", preGradient, expectedPreGradient), ("rows gradient", rowsGradient, expectedRowsGradient),
+            ("swapped pre", swappedPre, expectedPre), ("swapped gelu", swappedHidden, expectedHidden),
+            ("swapped pre gradient", swappedPreGradient, expectedPreGradient),
         })
         {
             double scale = Math.Max(expected.abs().max().item<float>(), 1e-6);

@@ -87,6 +87,16 @@ __device__ __forceinline__ void tma_load(void* destination, const TensorMap* map
       : "memory");
 }
 
+// A box of a 3-D map ([batch, rows, inner]); coordinates past the rows of a batch read zeros.
+__device__ __forceinline__ void tma_load_3d(void* destination, const TensorMap* map, u64* bar, int inner, int row, int batch) {
+  asm volatile(
+      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];"
+      :
+      : "r"(shared_address(destination)), "l"(reinterpret_cast<u64>(map)), "r"(inner), "r"(row), "r"(batch),
+        "r"(shared_address(bar))
+      : "memory");
+}
+
 // A shared-memory matrix descriptor in the 128-byte swizzle. K-major tiles (rows of 128 bytes along K): 8-row groups
 // 1024 bytes apart, the leading offset unused. N-major tiles (64×64 boxes of [K, N]): 64-column blocks 8 KB apart
 // along N (leading), 8-row groups 1024 bytes apart along K (stride).
@@ -101,8 +111,8 @@ __device__ __forceinline__ void wgmma_wait_one() { asm volatile("wgmma.wait_grou
 __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
 
 // One warpgroup's 64×256 slice of a 64×256×16 product accumulated into d (scale_d 0 overwrites it); TransB 1 reads B
-// from an N-major tile, 0 from a K-major one.
-template <int TransB>
+// from an N-major tile, 0 from a K-major one; TransA 1 reads A from an M-major tile.
+template <int TransA, int TransB>
 __device__ __forceinline__ void wgmma_64x256x16(float (&d)[128], u64 a, u64 b, int scale_d) {
   asm volatile(
       "{\n"
@@ -110,7 +120,7 @@ __device__ __forceinline__ void wgmma_64x256x16(float (&d)[128], u64 a, u64 b, i
       "setp.ne.b32 p, %130, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 "
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, "
-      "%128, %129, p, 1, 1, 0, %131;\n"
+      "%128, %129, p, 1, 1, %131, %132;\n"
       "}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
         "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
@@ -128,7 +138,7 @@ __device__ __forceinline__ void wgmma_64x256x16(float (&d)[128], u64 a, u64 b, i
         "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
         "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
         "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-      : "l"(a), "l"(b), "r"(scale_d), "n"(TransB));
+      : "l"(a), "l"(b), "r"(scale_d), "n"(TransA), "n"(TransB));
 }
 
 struct Tile {
@@ -137,13 +147,14 @@ struct Tile {
 
 // Tiles run group by group; inside a group the row tiles of one column tile are consecutive, so the CTAs running at
 // once share one expert's weight columns in L2.
+template <int RowBlock, int ColumnBlock>
 __device__ __forceinline__ Tile locate(int tile, const int* ends, int groups, int column_tiles) {
   int start = 0, before = 0;
   for (int g = 0; g < groups; ++g) {
-    int end = ends[g], row_tiles = (end - start + kBlockM - 1) / kBlockM, count = row_tiles * column_tiles;
+    int end = ends[g], row_tiles = (end - start + RowBlock - 1) / RowBlock, count = row_tiles * column_tiles;
     if (tile < before + count) {
       int local = tile - before;
-      return {g, start + (local % row_tiles) * kBlockM, end, (local / row_tiles) * kBlockN};
+      return {g, start + (local % row_tiles) * RowBlock, end, (local / row_tiles) * ColumnBlock};
     }
     before += count;
     start = end;
@@ -151,10 +162,11 @@ __device__ __forceinline__ Tile locate(int tile, const int* ends, int groups, in
   return {-1, 0, 0, 0};
 }
 
+template <int RowBlock>
 __device__ __forceinline__ int tile_count(const int* ends, int groups, int column_tiles) {
   int start = 0, total = 0;
   for (int g = 0; g < groups; ++g) {
-    total += (ends[g] - start + kBlockM - 1) / kBlockM * column_tiles;
+    total += (ends[g] - start + RowBlock - 1) / RowBlock * column_tiles;
     start = ends[g];
   }
   return total;
@@ -199,7 +211,7 @@ __device__ __forceinline__ void produce(Shared& s, const TensorMap* a_map, const
   int stage = 0;
   u32 phase = 0;
   for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
-    Tile t = locate(tile, s.ends, groups, column_tiles);
+    Tile t = locate<kBlockM, kBlockN>(tile, s.ends, groups, column_tiles);
     for (int kb = 0; kb < k_blocks; ++kb) {
       barrier_wait(&s.empty[stage], phase ^ 1);
       barrier_expect(&s.full[stage], kStageBytes);
@@ -225,7 +237,7 @@ __device__ __forceinline__ void drain(Shared& s, bf16* out, bf16* pre, const voi
   constexpr int kInFlight = 4;
   u32 round = 0;
   for (int tile = blockIdx.x; tile < total; tile += gridDim.x, ++round) {
-    Tile t = locate(tile, s.ends, groups, column_tiles);
+    Tile t = locate<kBlockM, kBlockN>(tile, s.ends, groups, column_tiles);
     const int rows = t.row_end - t.row0 < kBlockM ? t.row_end - t.row0 : kBlockM;
     const i64 base = static_cast<i64>(t.row0) * n + t.col0 + lane * 8;
     if (Mode == 1 && lane % 8 == 0)
@@ -276,7 +288,7 @@ __device__ __forceinline__ void consume(Shared& s, int groups, int column_tiles,
       const bf16* a = s.a[stage] + consumer * 64 * kBlockK;
 #pragma unroll
       for (int kk = 0; kk < kBlockK / 16; ++kk)
-        wgmma_64x256x16<NMajor ? 1 : 0>(acc, matrix_descriptor(a + kk * 16, 16),
+        wgmma_64x256x16<0, NMajor ? 1 : 0>(acc, matrix_descriptor(a + kk * 16, 16),
                                         NMajor ? matrix_descriptor(s.b[stage] + kk * 16 * 64, 8192)
                                                : matrix_descriptor(s.b[stage] + kk * 16, 16),
                                         kb > 0 || kk > 0);
@@ -303,25 +315,33 @@ __device__ __forceinline__ void consume(Shared& s, int groups, int column_tiles,
   }
 }
 
+// Copies the group ends in and sets up the ring's and the staging tile's barriers (either kind of shared block);
+// drain_arrivals: the epilogue threads that arrive once they are done with a staged tile.
+template <typename SharedBlock>
+__device__ __forceinline__ void initialize(SharedBlock& s, const int* ends, int groups, int drain_arrivals) {
+  constexpr int stages = sizeof(s.full) / sizeof(s.full[0]);
+  if (threadIdx.x < groups) s.ends[threadIdx.x] = ends[threadIdx.x];
+  if (threadIdx.x == 0) {
+    for (int i = 0; i < stages; ++i) {
+      barrier_init(&s.full[i], 1);
+      barrier_init(&s.empty[i], kConsumers * 4);
+    }
+    barrier_init(&s.staged, kConsumers * 128);
+    barrier_init(&s.drained, drain_arrivals);
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+}
+
 template <int Mode, bool NMajor>
 __device__ __forceinline__ void grouped_gemm(const TensorMap* a_map, const TensorMap* b_map, bf16* out, bf16* pre,
                                              const void* table, const int* ends, int groups, int n, int k) {
   extern __shared__ unsigned char raw[];
   Shared& s = *reinterpret_cast<Shared*>((reinterpret_cast<u64>(raw) + 1023) & ~u64{1023});
   const int warpgroup = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
-  if (threadIdx.x < groups) s.ends[threadIdx.x] = ends[threadIdx.x];
-  if (threadIdx.x == 0) {
-    for (int i = 0; i < kStages; ++i) {
-      barrier_init(&s.full[i], 1);
-      barrier_init(&s.empty[i], kConsumers * 4);
-    }
-    barrier_init(&s.staged, kConsumers * 128);
-    barrier_init(&s.drained, kEpilogueWarps * 32);
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  }
-  __syncthreads();
+  initialize(s, ends, groups, kEpilogueWarps * 32);
   const int column_tiles = n / kBlockN, k_blocks = k / kBlockK;
-  const int total = tile_count(s.ends, groups, column_tiles);
+  const int total = tile_count<kBlockM>(s.ends, groups, column_tiles);
   if (warpgroup == 0) {
     if (warp == 0) {
       if (lane == 0) produce<NMajor>(s, a_map, b_map, groups, n, k, column_tiles, k_blocks, total);
@@ -330,6 +350,326 @@ __device__ __forceinline__ void grouped_gemm(const TensorMap* a_map, const Tenso
     }
   } else {
     consume<NMajor>(s, groups, column_tiles, k_blocks, total, warpgroup - 1, warp, lane);
+  }
+}
+
+// ---- Weight gradients of capacity buffers: dW[e] = X[e]ᵀ · dY[e] ----
+// X [E, C, M] and dY [E, C, N] as 3-D maps, so each expert's K (its C tokens) ends in zeros read past its rows rather
+// than in the next expert's tokens. The output [E, M, N] is tiled 128 × 256 (groups of M rows); both operands are
+// MN-major (wgmma's transposed A and B), so 32 tokens a K step keep the 128-byte swizzle. K is short (160 tokens at
+// T4096, 320 at E64) and a tile writes 64 KB, more than a multiprocessor's share of the memory system moves while the
+// tensor cores run the tile: so the tile goes out through the copy engine (TMA store) from one of two staging
+// buffers while the next tile is computed into the other.
+
+constexpr int kGradientK = 32, kGradientStages = 4;
+constexpr u32 kGradientStageBytes = (kBlockM + kBlockN) * kGradientK * 2;
+
+struct alignas(1024) GradientShared {
+  bf16 a[kGradientStages][kBlockM * kGradientK];  // X: two 64-row × 32-token boxes
+  bf16 b[kGradientStages][kBlockN * kGradientK];  // dY: four 64-column × 32-token boxes
+  bf16 c[2][kBlockM * kBlockN];                   // staging: four 128-row × 64-column boxes each, swizzled as stored
+  u64 full[kGradientStages];
+  u64 empty[kGradientStages];
+  u64 staged[2];
+  u64 drained[2];
+  int ends[kMaxGroups];
+};
+
+__device__ __forceinline__ void produce_weight_gradient(GradientShared& s, const TensorMap* x_map, const TensorMap* dy_map,
+                                                        int groups, int m, int column_tiles, int k_blocks, int total) {
+  int stage = 0;
+  u32 phase = 0;
+  for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
+    Tile t = locate<kBlockM, kBlockN>(tile, s.ends, groups, column_tiles);
+    const int m0 = t.row0 - t.group * m;
+    for (int kb = 0; kb < k_blocks; ++kb) {
+      barrier_wait(&s.empty[stage], phase ^ 1);
+      barrier_expect(&s.full[stage], kGradientStageBytes);
+#pragma unroll
+      for (int q = 0; q < kBlockM / 64; ++q)
+        tma_load_3d(s.a[stage] + q * 64 * kGradientK, x_map, &s.full[stage], m0 + 64 * q, kb * kGradientK, t.group);
+#pragma unroll
+      for (int q = 0; q < kBlockN / 64; ++q)
+        tma_load_3d(s.b[stage] + q * 64 * kGradientK, dy_map, &s.full[stage], t.col0 + 64 * q, kb * kGradientK, t.group);
+      if (++stage == kGradientStages) stage = 0, phase ^= 1;
+    }
+  }
+}
+
+// A consumer warpgroup: 64 rows of each tile, then its accumulators into staging buffer round % 2 in the layout the
+// copy engine stores (the 16-byte chunk j % 8 of row r at chunk (j % 8) ^ (r % 8) of its 128-byte line).
+__device__ __forceinline__ void consume_weight_gradient(GradientShared& s, int k_blocks, int total, int consumer, int warp,
+                                                        int lane) {
+  float acc[128] = {};
+  int stage = 0;
+  u32 phase = 0, round = 0;
+  for (int tile = blockIdx.x; tile < total; tile += gridDim.x, ++round) {
+    int previous = -1;
+    for (int kb = 0; kb < k_blocks; ++kb) {
+      barrier_wait(&s.full[stage], phase);
+      wgmma_fence();
+      const bf16* a = s.a[stage] + consumer * 64 * kGradientK;
+#pragma unroll
+      for (int kk = 0; kk < kGradientK / 16; ++kk)
+        wgmma_64x256x16<1, 1>(acc, matrix_descriptor(a + kk * 16 * 64, 8192),
+                              matrix_descriptor(s.b[stage] + kk * 16 * 64, 64 * kGradientK * 2), kb > 0 || kk > 0);
+      wgmma_commit();
+      wgmma_wait_one();
+      if (previous >= 0 && lane == 0) barrier_arrive(&s.empty[previous]);
+      previous = stage;
+      if (++stage == kGradientStages) stage = 0, phase ^= 1;
+    }
+    wgmma_wait_all();
+    if (lane == 0) barrier_arrive(&s.empty[previous]);
+
+    const int buffer = round & 1;
+    barrier_wait(&s.drained[buffer], ((round >> 1) & 1) ^ 1);
+    unsigned char* staging = reinterpret_cast<unsigned char*>(s.c[buffer]);
+    const int row = consumer * 64 + warp * 16 + lane / 4;
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const int r = row + 8 * half;
+#pragma unroll
+      for (int j = 0; j < kBlockN / 8; ++j)
+        *reinterpret_cast<u32*>(staging + (j / 8) * kBlockM * 128 + r * 128 + (((j % 8) ^ (r % 8)) * 16) + 4 * (lane % 4)) =
+            bf16_pair(acc[4 * j + 2 * half], acc[4 * j + 2 * half + 1]);
+    }
+    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // the copy engine sees these writes
+    barrier_arrive(&s.staged[buffer]);
+  }
+}
+
+// One thread: each staged tile out through the copy engine (four boxes); a buffer is released once the engine has read
+// it, checked after the next tile's stores are issued, so a store and the next tile's MMAs overlap.
+__device__ __forceinline__ void store_weight_gradient(GradientShared& s, const TensorMap* out_map, int groups, int column_tiles,
+                                                      int total) {
+  u32 round = 0;
+  for (int tile = blockIdx.x; tile < total; tile += gridDim.x, ++round) {
+    Tile t = locate<kBlockM, kBlockN>(tile, s.ends, groups, column_tiles);
+    const int buffer = round & 1;
+    barrier_wait(&s.staged[buffer], (round >> 1) & 1);
+#pragma unroll
+    for (int q = 0; q < kBlockN / 64; ++q)
+      asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];"
+                   :
+                   : "l"(reinterpret_cast<u64>(out_map)), "r"(t.col0 + 64 * q), "r"(t.row0),
+                     "r"(shared_address(reinterpret_cast<unsigned char*>(s.c[buffer]) + q * kBlockM * 128))
+                   : "memory");
+    asm volatile("cp.async.bulk.commit_group;\ncp.async.bulk.wait_group.read 1;" ::: "memory");
+    if (round > 0) barrier_arrive(&s.drained[buffer ^ 1]);
+  }
+  asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");  // every store done before the CTA leaves
+}
+
+__device__ __forceinline__ void weight_gradient_gemm(const TensorMap* x_map, const TensorMap* dy_map, const TensorMap* out_map,
+                                                     int groups, int capacity, int m, int n) {
+  extern __shared__ unsigned char raw[];
+  GradientShared& s = *reinterpret_cast<GradientShared*>((reinterpret_cast<u64>(raw) + 1023) & ~u64{1023});
+  const int warpgroup = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
+  if (threadIdx.x < groups) s.ends[threadIdx.x] = (threadIdx.x + 1) * m;
+  if (threadIdx.x == 0) {
+    for (int i = 0; i < kGradientStages; ++i) {
+      barrier_init(&s.full[i], 1);
+      barrier_init(&s.empty[i], kConsumers * 4);
+    }
+    for (int i = 0; i < 2; ++i) {
+      barrier_init(&s.staged[i], kConsumers * 128);
+      barrier_init(&s.drained[i], 1);
+    }
+    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
+  }
+  __syncthreads();
+  const int column_tiles = n / kBlockN, k_blocks = (capacity + kGradientK - 1) / kGradientK;
+  const int total = tile_count<kBlockM>(s.ends, groups, column_tiles);
+  if (warpgroup == 0) {
+    if (warp == 0 && lane == 0) produce_weight_gradient(s, x_map, dy_map, groups, m, column_tiles, k_blocks, total);
+    if (warp == 1 && lane == 0) store_weight_gradient(s, out_map, groups, column_tiles, total);
+  } else {
+    consume_weight_gradient(s, k_blocks, total, warpgroup - 1, warp, lane);
+  }
+}
+
+// ---- Swapped tiles: weights × tokensᵀ, for experts with few tokens each (capacity buffers) ----
+// A 128×256 row tile wastes most of its MMAs on an expert of 160 tokens (T4096 E32 at capacity 1.25: 128 + 32 rows).
+// Here the MMA's M side is 128 of the product's output columns, read from the weights (K-major, or N-major through
+// wgmma's transposed A), and its N side is 160 tokens, so such a group costs one tile per 128 columns with nothing
+// padded; the staging tile is written transposed, so the output stays [R, N] row-major and the epilogue is the one above.
+
+constexpr int kSwappedColumns = 128, kSwappedTokens = 160, kSwappedStages = 4;
+// Warpgroup 0 (but the producer's warp) and a fourth warpgroup drain: a tile of 160 tokens over a K of 1024 (the
+// T4096 shape's first product) leaves the epilogue a quarter of the time per element that a 2048-deep row tile does.
+constexpr int kSwappedEpilogueWarps = 7, kSwappedThreads = 512;
+constexpr u32 kSwappedStageBytes = (kSwappedColumns + kSwappedTokens) * kBlockK * 2;
+// Staging rows are tokens (128 columns each), padded by 16 bytes: the transposed writes then spread over 16 banks.
+constexpr int kSwappedPitch = kSwappedColumns + 8;
+
+struct alignas(1024) SwappedShared {
+  bf16 a[kSwappedStages][kSwappedColumns * kBlockK];  // weights: 128 output columns × 64 of K
+  bf16 b[kSwappedStages][kSwappedTokens * kBlockK];   // tokens: 160 rows × 64 of K
+  bf16 c[kSwappedTokens * kSwappedPitch];
+  u64 full[kSwappedStages];
+  u64 empty[kSwappedStages];
+  u64 staged;
+  u64 drained;
+  int ends[kMaxGroups];
+};
+
+// Four 8×8 bf16 blocks from the warp's registers (a, b, c, d: the mma fragment of blocks 0–3) into shared memory
+// transposed; lanes 8·i to 8·i + 7 give the addresses of block i's eight stored rows (16 bytes each).
+__device__ __forceinline__ void stmatrix_transposed(void* row, u32 a, u32 b, u32 c, u32 d) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.trans.shared.b16 [%0], {%1, %2, %3, %4};" ::"r"(shared_address(row)), "r"(a),
+               "r"(b), "r"(c), "r"(d)
+               : "memory");
+}
+
+// One warpgroup's 64 output columns × 160 tokens of a k16 step; TransA 1 reads the weights from an N-major tile.
+template <int TransA>
+__device__ __forceinline__ void wgmma_64x160x16(float (&d)[80], u64 a, u64 b, int scale_d) {
+  asm volatile(
+      "{\n"
+      ".reg .pred p;\n"
+      "setp.ne.b32 p, %82, 0;\n"
+      "wgmma.mma_async.sync.aligned.m64n160k16.f32.bf16.bf16 "
+      "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79}, "
+      "%80, %81, p, 1, 1, %83, 0;\n"
+      "}\n"
+      : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
+        "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
+        "+f"(d[16]), "+f"(d[17]), "+f"(d[18]), "+f"(d[19]), "+f"(d[20]), "+f"(d[21]), "+f"(d[22]), "+f"(d[23]),
+        "+f"(d[24]), "+f"(d[25]), "+f"(d[26]), "+f"(d[27]), "+f"(d[28]), "+f"(d[29]), "+f"(d[30]), "+f"(d[31]),
+        "+f"(d[32]), "+f"(d[33]), "+f"(d[34]), "+f"(d[35]), "+f"(d[36]), "+f"(d[37]), "+f"(d[38]), "+f"(d[39]),
+        "+f"(d[40]), "+f"(d[41]), "+f"(d[42]), "+f"(d[43]), "+f"(d[44]), "+f"(d[45]), "+f"(d[46]), "+f"(d[47]),
+        "+f"(d[48]), "+f"(d[49]), "+f"(d[50]), "+f"(d[51]), "+f"(d[52]), "+f"(d[53]), "+f"(d[54]), "+f"(d[55]),
+        "+f"(d[56]), "+f"(d[57]), "+f"(d[58]), "+f"(d[59]), "+f"(d[60]), "+f"(d[61]), "+f"(d[62]), "+f"(d[63]),
+        "+f"(d[64]), "+f"(d[65]), "+f"(d[66]), "+f"(d[67]), "+f"(d[68]), "+f"(d[69]), "+f"(d[70]), "+f"(d[71]),
+        "+f"(d[72]), "+f"(d[73]), "+f"(d[74]), "+f"(d[75]), "+f"(d[76]), "+f"(d[77]), "+f"(d[78]), "+f"(d[79])
+      : "l"(a), "l"(b), "r"(scale_d), "n"(TransA));
+}
+
+// The producer: per K step the weights' 128 columns (one 128-row box K-major, two 64×64 boxes N-major) and the tile's
+// 160 tokens (rows past the group's end are loaded but never stored; past the last row TMA reads zeros).
+template <bool NMajor>
+__device__ __forceinline__ void produce_swapped(SwappedShared& s, const TensorMap* w_map, const TensorMap* t_map, int groups,
+                                                int n, int k, int column_tiles, int k_blocks, int total) {
+  int stage = 0;
+  u32 phase = 0;
+  for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
+    Tile t = locate<kSwappedTokens, kSwappedColumns>(tile, s.ends, groups, column_tiles);
+    for (int kb = 0; kb < k_blocks; ++kb) {
+      barrier_wait(&s.empty[stage], phase ^ 1);
+      barrier_expect(&s.full[stage], kSwappedStageBytes);
+      if (NMajor) {
+#pragma unroll
+        for (int q = 0; q < kSwappedColumns / 64; ++q)
+          tma_load(s.a[stage] + q * 64 * kBlockK, w_map, &s.full[stage], t.col0 + 64 * q, t.group * k + kb * kBlockK);
+      } else {
+        tma_load(s.a[stage], w_map, &s.full[stage], kb * kBlockK, t.group * n + t.col0);
+      }
+      tma_load(s.b[stage], t_map, &s.full[stage], kb * kBlockK, t.row0);
+      if (++stage == kSwappedStages) stage = 0, phase ^= 1;
+    }
+  }
+}
+
+// A consumer warpgroup: 64 of the tile's 128 columns for all 160 tokens, then the accumulators transposed into the
+// staging tile (token-major, as the output is).
+template <bool NMajor>
+__device__ __forceinline__ void consume_swapped(SwappedShared& s, int k_blocks, int total, int consumer, int warp, int lane) {
+  float acc[80] = {};
+  int stage = 0;
+  u32 phase = 0, round = 0;
+  for (int tile = blockIdx.x; tile < total; tile += gridDim.x, ++round) {
+    int previous = -1;
+    for (int kb = 0; kb < k_blocks; ++kb) {
+      barrier_wait(&s.full[stage], phase);
+      wgmma_fence();
+      const bf16* a = s.a[stage] + consumer * 64 * kBlockK;
+#pragma unroll
+      for (int kk = 0; kk < kBlockK / 16; ++kk)
+        wgmma_64x160x16<NMajor ? 1 : 0>(acc, NMajor ? matrix_descriptor(a + kk * 16 * 64, 8192) : matrix_descriptor(a + kk * 16, 16),
+                                        matrix_descriptor(s.b[stage] + kk * 16, 16), kb > 0 || kk > 0);
+      wgmma_commit();
+      wgmma_wait_one();
+      if (previous >= 0 && lane == 0) barrier_arrive(&s.empty[previous]);
+      previous = stage;
+      if (++stage == kSwappedStages) stage = 0, phase ^= 1;
+    }
+    wgmma_wait_all();
+    if (lane == 0) barrier_arrive(&s.empty[previous]);
+
+    // The warp's 16 columns × 160 tokens go in transposed by stmatrix, four 8×8 blocks an instruction: columns
+    // [f, f + 8) and [f + 8, f + 16) of tokens [8j, 8j + 8) and [8j + 8, 8j + 16); lane 8·b + i names token row i of
+    // block b. (The accumulators hold columns lane / 4 (+8) of tokens 8j + 2·(lane % 4) (+1), the blocks' fragments.)
+    barrier_wait(&s.drained, (round & 1) ^ 1);
+    const int f = consumer * 64 + warp * 16 + 8 * ((lane / 8) % 2), token = 8 * (lane / 16) + lane % 8;
+#pragma unroll
+    for (int j = 0; j < kSwappedTokens / 8; j += 2)
+      stmatrix_transposed(&s.c[(8 * j + token) * kSwappedPitch + f], bf16_pair(acc[4 * j], acc[4 * j + 1]),
+                          bf16_pair(acc[4 * j + 2], acc[4 * j + 3]), bf16_pair(acc[4 * j + 4], acc[4 * j + 5]),
+                          bf16_pair(acc[4 * j + 6], acc[4 * j + 7]));
+    barrier_arrive(&s.staged);
+  }
+}
+
+// The epilogue warps: two token rows a warp at a time (16 lanes of 8 columns each), four pairs a warp in flight; the
+// modes are drain's.
+template <int Mode>
+__device__ __forceinline__ void drain_swapped(SwappedShared& s, bf16* out, bf16* pre, const void* table, int groups, int n,
+                                              int column_tiles, int total, int epilogue_warp, int lane) {
+  constexpr int kInFlight = 4, kRowsPerPass = 2 * kSwappedEpilogueWarps;
+  const int half = lane / 16, column = (lane % 16) * 8;
+  u32 round = 0;
+  for (int tile = blockIdx.x; tile < total; tile += gridDim.x, ++round) {
+    Tile t = locate<kSwappedTokens, kSwappedColumns>(tile, s.ends, groups, column_tiles);
+    const int rows = t.row_end - t.row0 < kSwappedTokens ? t.row_end - t.row0 : kSwappedTokens;
+    const i64 base = static_cast<i64>(t.row0) * n + t.col0 + column;
+    const int own = 2 * epilogue_warp + half;
+    if (Mode == 1 && lane % 8 == 0)
+      for (int r = own; r < rows; r += kRowsPerPass) asm volatile("prefetch.global.L2 [%0];" ::"l"(pre + base + static_cast<i64>(r) * n));
+    barrier_wait(&s.staged, round & 1);
+    for (int first = own; first < rows; first += kInFlight * kRowsPerPass) {
+      Pack value[kInFlight], other[kInFlight];
+#pragma unroll
+      for (int u = 0; u < kInFlight; ++u) {
+        const int r = first + u * kRowsPerPass;
+        if (r < rows) {
+          value[u] = *reinterpret_cast<const Pack*>(&s.c[r * kSwappedPitch + column]);
+          if (Mode == 1) other[u] = *reinterpret_cast<const Pack*>(pre + base + static_cast<i64>(r) * n);
+        }
+      }
+#pragma unroll
+      for (int u = 0; u < kInFlight; ++u) {
+        const int r = first + u * kRowsPerPass;
+        if (r < rows) {
+          const i64 offset = base + static_cast<i64>(r) * n;
+          if (Mode == 1) value[u] = gelu_backward8(value[u], other[u], static_cast<const float*>(table));
+          if (Mode == 2) {
+            *reinterpret_cast<Pack*>(pre + offset) = value[u];
+            value[u] = gelu8(value[u], static_cast<const bf16*>(table));
+          }
+          *reinterpret_cast<Pack*>(out + offset) = value[u];
+        }
+      }
+    }
+    barrier_arrive(&s.drained);
+  }
+}
+
+template <int Mode, bool NMajor>
+__device__ __forceinline__ void swapped_gemm(const TensorMap* w_map, const TensorMap* t_map, bf16* out, bf16* pre,
+                                             const void* table, const int* ends, int groups, int n, int k) {
+  extern __shared__ unsigned char raw[];
+  SwappedShared& s = *reinterpret_cast<SwappedShared*>((reinterpret_cast<u64>(raw) + 1023) & ~u64{1023});
+  const int warpgroup = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
+  initialize(s, ends, groups, kSwappedEpilogueWarps * 32);
+  const int column_tiles = n / kSwappedColumns, k_blocks = k / kBlockK;
+  const int total = tile_count<kSwappedTokens>(s.ends, groups, column_tiles);
+  if (warpgroup == 0 && warp == 0) {
+    if (lane == 0) produce_swapped<NMajor>(s, w_map, t_map, groups, n, k, column_tiles, k_blocks, total);
+  } else if (warpgroup == 0 || warpgroup == 3) {
+    drain_swapped<Mode>(s, out, pre, table, groups, n, column_tiles, total, warpgroup == 0 ? warp - 1 : 3 + warp, lane);
+  } else {
+    consume_swapped<NMajor>(s, k_blocks, total, warpgroup - 1, warp, lane);
   }
 }
 
@@ -358,6 +698,29 @@ MOE_EXPERT_GEMM(expert_gemm_nmajor, 0, true)
 MOE_EXPERT_GEMM(expert_gemm_kmajor_gelu_backward, 1, false)
 MOE_EXPERT_GEMM(expert_gemm_nmajor_gelu, 2, true)
 
+// x_map: X [E, C, M] in 64 × 32 × 1 boxes; dy_map: dY [E, C, N] likewise; out_map: dW as [E·M, N] in 128 × 64 boxes
+// (see weight_gradient_gemm). M a multiple of 128, N of 256; launch as the row-tile kernels.
+extern "C" __global__ void __launch_bounds__(384, 1)
+    expert_gemm_weight_gradient(const __grid_constant__ TensorMap x_map, const __grid_constant__ TensorMap dy_map,
+                                const __grid_constant__ TensorMap out_map, int groups, int capacity, int m, int n) {
+  weight_gradient_gemm(&x_map, &dy_map, &out_map, groups, capacity, m, n);
+}
+
+// The same four products in swapped tiles (see above): w_map the weights as [E·N, K] in 128×64 boxes (K-major) or
+// [E·K, N] in 64×64 boxes (N-major), t_map the rows [R, K] in 160×64 boxes; the rest as above, N a multiple of 128.
+// Launch: one CTA per multiprocessor, 512 threads, the swapped shared bytes.
+#define MOE_SWAPPED_EXPERT_GEMM(name, mode, n_major)                                                                \
+  extern "C" __global__ void __launch_bounds__(kSwappedThreads, 1)                                                   \
+      name(const __grid_constant__ TensorMap w_map, const __grid_constant__ TensorMap t_map, bf16* out, bf16* pre,  \
+           const void* table, const int* ends, int groups, int n, int k) {                                           \
+    swapped_gemm<mode, n_major>(&w_map, &t_map, out, pre, table, ends, groups, n, k);                               \
+  }
+
+// Only the products with a GELU in the epilogue: without one, cuBLAS's 256×160 tiles beat these by 5–10 % (bench/python/
+// swapped_expert_gemm.py builds the plain two for that comparison).
+MOE_SWAPPED_EXPERT_GEMM(expert_gemm_swapped_kmajor_gelu_backward, 1, false)
+MOE_SWAPPED_EXPERT_GEMM(expert_gemm_swapped_nmajor_gelu, 2, true)
+
 // gelu'(x) in fp32 (backward) and gelu(x) rounded to bf16 (forward) for every bf16 bit pattern x, by libtorch's
 // formulas (erff, expf), so that looking them up gives the bits libtorch's gelu and gelu_backward compute.
 extern "C" __global__ void build_gelu_tables(float* gradient, bf16* forward) {
@@ -368,5 +731,10 @@ extern "C" __global__ void build_gelu_tables(float* gradient, bf16* forward) {
   forward[bits] = static_cast<bf16>(bf16_pair(gelu(x), 0.0f) & 0xFFFF);
 }
 
-// The dynamic shared memory a CTA needs: the Shared block plus room to align its start to 1024 bytes.
-extern "C" __global__ void expert_gemm_shared_bytes(int* bytes) { *bytes = static_cast<int>(sizeof(Shared)) + 1024; }
+// The dynamic shared memory a CTA needs, row tiles, swapped tiles, weight gradients: the shared block plus room to align its start to
+// 1024 bytes.
+extern "C" __global__ void expert_gemm_shared_bytes(int* bytes) {
+  bytes[0] = static_cast<int>(sizeof(Shared)) + 1024;
+  bytes[1] = static_cast<int>(sizeof(SwappedShared)) + 1024;
+  bytes[2] = static_cast<int>(sizeof(GradientShared)) + 1024;
+}

@@ -34,7 +34,7 @@ public class FusedKernelTests
     }
 
     [Fact]
-    public void TheHopperExpertMlpMatchesLibtorchsGroupedGemmAndGelu()
+    public void TheHopperExpertMlpsMatchLibtorchsGemmsAndGelu()
     {
         if (!torch.cuda.is_available()) Assert.Skip($"libtorch has no CUDA here: set {TorchRuntime.LibTorchVariable} to a PyTorch installation's torch/lib");
         var device = new torch.Device(DeviceType.CUDA, 0);
