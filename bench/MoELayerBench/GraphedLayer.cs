@@ -8,13 +8,14 @@ namespace Orleans.MoE.Bench;
 /// The project's MoE layer as CUDA graphs (<see cref="GraphedMoELayer"/>): one launch forward, one backward. With
 /// <paramref name="fusedRouting"/> false the graphs are captured with TorchSharp's routing operations instead of the
 /// fused routing kernels, with <paramref name="tunedGemm"/> false with torch.bmm for the capacity layout's expert
-/// GEMMs instead of the tuned cuBLASLt ones (<see cref="BatchedExpertGemm"/>), and with <paramref name="hopperGemm"/>
-/// true with our Hopper grouped GEMM (<see cref="HopperExpertGemm"/>, opt-in) instead of libtorch's grouped GEMM and
-/// GELU for the dropless experts, and for the GELU products of capacity buffers of up to 160 tokens an expert, for
-/// comparisons in the same run.
+/// GEMMs instead of the tuned cuBLASLt ones (<see cref="BatchedExpertGemm"/>), with <paramref name="hopperGemm"/>
+/// true with our Hopper grouped GEMM for the dropless experts (<see cref="HopperExpertGemm.Enabled"/>, opt-in) instead
+/// of libtorch's grouped GEMM and GELU, and with <paramref name="swappedGemm"/> false without our swapped-tile GELU
+/// products for capacity buffers (<see cref="HopperExpertGemm.CapacityEnabled"/>, on by default), for comparisons in
+/// the same run.
 /// </summary>
 public sealed class GraphedLayer(MoELayer layer, string mode, long[] shape, ScalarType dtype, Device device, bool fusedRouting = true, bool tunedGemm = true,
-    bool hopperGemm = false) : IBenchLayer, IDisposable
+    bool hopperGemm = false, bool swappedGemm = true) : IBenchLayer, IDisposable
 {
     readonly GraphedMoELayer graphed = new(layer, shape, dtype, device);
 
@@ -28,9 +29,11 @@ public sealed class GraphedLayer(MoELayer layer, string mode, long[] shape, Scal
     {
         // The switches matter while the graphs are captured (the first call); replays run what was captured.
         bool routing = RoutingKernels.Enabled, gemm = BatchedExpertGemm.Enabled, hopper = HopperExpertGemm.Enabled;
+        bool swapped = HopperExpertGemm.CapacityEnabled;
         RoutingKernels.Enabled = routing && fusedRouting;
         BatchedExpertGemm.Enabled = gemm && tunedGemm;
         HopperExpertGemm.Enabled = hopper || hopperGemm;
+        HopperExpertGemm.CapacityEnabled = swapped && swappedGemm;
         try
         {
             var (output, aux) = graphed.Forward(x);
@@ -41,6 +44,7 @@ public sealed class GraphedLayer(MoELayer layer, string mode, long[] shape, Scal
             RoutingKernels.Enabled = routing;
             BatchedExpertGemm.Enabled = gemm;
             HopperExpertGemm.Enabled = hopper;
+            HopperExpertGemm.CapacityEnabled = swapped;
         }
     }
 

@@ -133,7 +133,7 @@ foreach (var (target, peerMs, targetMs) in BenchShape.Targets)
         (() => new GraphedLayer(droplessLayer, "dropless", inputShape, dtype, device), droplessLayer),
         (() => new GraphedLayer(capacityBf16Router, "capacity 1.25, bf16 router", inputShape, dtype, device), capacityBf16Router),
         (() => new GraphedLayer(capacityBf16Router, "capacity 1.25, bf16 router, torch.bmm experts", inputShape, dtype, device, tunedGemm: false), capacityBf16Router),
-        (() => new GraphedLayer(capacityBf16Router, "capacity 1.25, bf16 router, Hopper GEMM", inputShape, dtype, device, hopperGemm: true), capacityBf16Router),
+        (() => new GraphedLayer(capacityBf16Router, "capacity 1.25, bf16 router, no swapped GEMM", inputShape, dtype, device, swappedGemm: false), capacityBf16Router),
         (() => new GraphedLayer(droplessBf16Router, "dropless, bf16 router", inputShape, dtype, device), droplessBf16Router),
         (() => new GraphedLayer(droplessBf16Router, "dropless, bf16 router, Hopper grouped GEMM", inputShape, dtype, device, hopperGemm: true), droplessBf16Router),
         (() => new GraphedLayer(capacityBf16Router, "capacity 1.25, bf16 router, TorchSharp routing", inputShape, dtype, device, fusedRouting: false), capacityBf16Router),

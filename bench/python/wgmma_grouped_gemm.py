@@ -60,23 +60,6 @@ class TensorMap:
               "cuTensorMapEncodeTiled")
 
 
-class TensorMap3D:
-    """A 3-D bf16 tensor map over a contiguous [batches, rows, inner] tensor, boxes of [1, box_rows, 64] in the 128-byte
-    swizzle; rows past a batch's end read as zeros."""
-
-    def __init__(self, cuda, tensor, box_rows):
-        batches, rows, inner = tensor.shape
-        self.raw = ctypes.create_string_buffer(128 + 64)
-        self.address = (ctypes.addressof(self.raw) + 63) & ~63
-        check(cuda.cuTensorMapEncodeTiled(ctypes.c_void_p(self.address), enum("CU_TENSOR_MAP_DATA_TYPE_BFLOAT16"), 3,
-                                          ctypes.c_void_p(tensor.data_ptr()), (ctypes.c_uint64 * 3)(inner, rows, batches),
-                                          (ctypes.c_uint64 * 2)(inner * 2, rows * inner * 2), (ctypes.c_uint32 * 3)(64, box_rows, 1),
-                                          (ctypes.c_uint32 * 3)(1, 1, 1), enum("CU_TENSOR_MAP_INTERLEAVE_NONE"),
-                                          enum("CU_TENSOR_MAP_SWIZZLE_128B"), enum("CU_TENSOR_MAP_L2_PROMOTION_L2_256B"),
-                                          enum("CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE")),
-              "cuTensorMapEncodeTiled")
-
-
 class Kernels:
     """expert_gemm.cu as a cubin, its GELU tables built, each product launched as HopperExpertGemm.cs launches it."""
 
@@ -98,9 +81,9 @@ class Kernels:
         check(self.cuda.cuModuleLoadData(ctypes.byref(self.module), ctypes.c_char_p(open(cubin, "rb").read())), "cuModuleLoadData")
         self.ends = ends
         self.sms = torch.cuda.get_device_properties(0).multi_processor_count
-        shared = torch.zeros(3, dtype=torch.int32, device="cuda")
+        shared = torch.zeros(2, dtype=torch.int32, device="cuda")
         self.run("expert_gemm_shared_bytes", 1, 1, 0, [ctypes.c_uint64(shared.data_ptr())])
-        self.shared, self.swapped_shared, self.gradient_shared = (int(v) for v in shared.tolist())
+        self.shared, self.swapped_shared = (int(v) for v in shared.tolist())
         self.gelu_gradient = torch.empty(65536, device="cuda", dtype=torch.float32)
         self.gelu = torch.empty(65536, device="cuda", dtype=torch.int16)
         self.run("build_gelu_tables", 256, 256, 0, [ctypes.c_uint64(self.gelu_gradient.data_ptr()), ctypes.c_uint64(self.gelu.data_ptr())])
@@ -138,15 +121,6 @@ class Kernels:
                   ctypes.c_int32(experts), ctypes.c_int32(n), ctypes.c_int32(k)]
         self.run(name, self.sms, 512 if swapped else 384, self.swapped_shared if swapped else self.shared, values, self.maps[key])
 
-
-    def weight_gradient(self, x, dy, out):
-        """x [E, C, M]ᵀ · dy [E, C, N] → out [E, M, N] (expert_gemm_weight_gradient)."""
-        key = (x.data_ptr(), dy.data_ptr(), out.data_ptr(), "weight gradient")
-        e, c, m = x.shape
-        if key not in self.maps:
-            self.maps[key] = (TensorMap3D(self.cuda, x, 32), TensorMap3D(self.cuda, dy, 32), TensorMap(self.cuda, out, e * m, dy.shape[2], 128))
-        values = [ctypes.c_int32(e), ctypes.c_int32(c), ctypes.c_int32(m), ctypes.c_int32(dy.shape[2])]
-        self.run("expert_gemm_weight_gradient", self.sms, 384, self.gradient_shared, values, self.maps[key])
 
 
 def interleaved(variants, reps=10, warmup=2):

@@ -27,6 +27,12 @@ public static unsafe class HopperExpertGemm
     /// <summary>The tokens of one swapped tile: capacity buffers up to this many tokens an expert take that path.</summary>
     public const long SwappedTokens = 160;
 
+    /// <summary>
+    /// The fewest tokens an expert for the swapped path: a tile of 160 computes all 160 columns, and with 20 (T512 E32)
+    /// the graphed layer ran 5 % slower than with cuBLAS (0.621 against 0.589 ms), with 80 (T512 E8) 10 % faster.
+    /// </summary>
+    const long MinSwappedTokens = 64;
+
     /// <summary>Every width is the K of one product (64-column steps) and the N of another (256-column tiles).</summary>
     const long WidthMultiple = 256;
 
@@ -43,12 +49,21 @@ public static unsafe class HopperExpertGemm
     ], architectureSpecific: true);
 
     /// <summary>
-    /// Opt-in: the environment variable MOE_HOPPER_GEMM=1 sets it at start (the benchmark sets it for one variant).
-    /// Each product alone is faster than libtorch's, but timed back to back under the H200's 700 W cap the whole MLP
-    /// gained only 0.19 ms of 11.4 and the graphed E16 k2 layer ran 0.33 ms slower in the one run made
-    /// (bench/results/wgmma-grouped-gemm-h200.md), so libtorch's grouped GEMM stays the default.
+    /// The dropless layout's path (row tiles), opt-in: MOE_HOPPER_GEMM=1 sets it at start (the benchmark sets it for one
+    /// variant). Each product alone is faster than libtorch's, but timed back to back under the H200's 700 W cap the
+    /// whole MLP gained only 0.19 ms of 11.4, and the graphed E16 k2 layer ran 0.21–0.33 ms slower
+    /// (bench/results/wgmma-grouped-gemm-h200.md), so libtorch's grouped GEMM stays the default there.
     /// </summary>
-    public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("MOE_HOPPER_GEMM") == "1";
+    public static bool Enabled { get; set; } = Setting == "1";
+
+    /// <summary>
+    /// The capacity layout's path (swapped tiles, <see cref="SupportsCapacity"/>), on unless MOE_HOPPER_GEMM=0: the
+    /// graphed layer ran faster with it in both runs made, T4096 E32 0.752 against 0.797 ms and 0.761 against 0.763,
+    /// T512 E8 0.290 against 0.310 and 0.267 against 0.296 (bench/results/swapped-expert-gemm-h200.md).
+    /// </summary>
+    public static bool CapacityEnabled { get; set; } = Setting != "0";
+
+    static string? Setting => Environment.GetEnvironmentVariable("MOE_HOPPER_GEMM");
 
     /// <summary>What a device needs once: the kernels' shared memory, its multiprocessors and the GELU tables.</summary>
     sealed record DeviceState(string? Problem, uint SharedBytes = 0, uint SwappedSharedBytes = 0, uint Multiprocessors = 0, Tensor? GeluGradient = null,
@@ -68,13 +83,13 @@ public static unsafe class HopperExpertGemm
 
     /// <summary>
     /// True when a capacity buffer like <paramref name="buffer"/> ([E, C, M], bf16 on a Hopper GPU where the kernels load
-    /// and passed their check) can take <see cref="FirstSwapped"/> and <see cref="PreGradientSwapped"/>: C at most one
+    /// and passed their check) can take <see cref="FirstSwapped"/> and <see cref="PreGradientSwapped"/>: C from 64 to one
     /// swapped tile of tokens, M in whole 64-column steps, F in whole 128-column tiles, at most 64 experts, and cuBLASLt's
     /// tuned batched GEMM there for the other products.
     /// </summary>
     public static bool SupportsCapacity(Tensor buffer, long modelWidth, long expertWidth) =>
-        Enabled && buffer.device_type == DeviceType.CUDA && buffer.dtype == ScalarType.BFloat16 && buffer.dim() == 3
-        && buffer.shape[0] <= MaxExperts && buffer.shape[1] is > 0 and <= SwappedTokens && modelWidth % 64 == 0 && expertWidth % 128 == 0
+        CapacityEnabled && buffer.device_type == DeviceType.CUDA && buffer.dtype == ScalarType.BFloat16 && buffer.dim() == 3
+        && buffer.shape[0] <= MaxExperts && buffer.shape[1] is >= MinSwappedTokens and <= SwappedTokens && modelWidth % 64 == 0 && expertWidth % 128 == 0
         && BatchedExpertGemm.Supports(buffer) && Problem(buffer.device) is null;
 
     /// <summary>Why the kernels cannot run on <paramref name="device"/> (null when they can).</summary>
@@ -177,7 +192,7 @@ public static unsafe class HopperExpertGemm
             if (Kernels.Problem(device) is { } problem) return new DeviceState(problem);
             using var scope = torch.NewDisposeScope();
             // Row tiles' and swapped tiles' shared memory.
-            var bytes = torch.zeros(3, dtype: ScalarType.Int32, device: device);
+            var bytes = torch.zeros(2, dtype: ScalarType.Int32, device: device);
             IntPtr bytesAddress = CudaModule.Address(bytes);
             void** query = stackalloc void*[] { &bytesAddress };
             CudaModule.Launch(Kernels.Function(device, "expert_gemm_shared_bytes"), device, 1, 1, 0, query);

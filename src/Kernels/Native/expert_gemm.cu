@@ -1,12 +1,15 @@
-// The dropless expert MLP's four data products on Hopper (sm_90a), compiled at run time by NVRTC and launched through
-// the driver API (HopperExpertGemm.cs): rows [R, K] grouped by expert (group ends [E] on the device) times each
-// expert's weights, K-major [E, N, K] or N-major [E, K, N], with the exact GELU in the epilogue where the MLP has one:
+// The expert MLP's data products on Hopper (sm_90a), compiled at run time by NVRTC and launched through the driver API
+// (HopperExpertGemm.cs): rows [R, K] grouped by expert (group ends [E] on the device) times each expert's weights,
+// K-major [E, N, K] or N-major [E, K, N], with the exact GELU in the epilogue where the MLP has one:
 //   expert_gemm_nmajor_gelu           x·W1 → pre and h = gelu(pre)              (W1 [E, M, F] N-major)
 //   expert_gemm_nmajor                h·W2 → y                                 (W2 [E, F, M] N-major)
 //   expert_gemm_kmajor_gelu_backward  dy·W2ᵀ → dpre = gelu'(pre) · (dy·W2ᵀ)    (W2 read K-major)
 //   expert_gemm_kmajor                dpre·W1ᵀ → dx                            (W1 read K-major)
-// Results equal libtorch's grouped GEMM followed by gelu / gelu_backward bit for bit (bench/results/
-// wgmma-grouped-gemm-h200.md; bench/python/wgmma_grouped_gemm.py builds this file with nvcc and times it alone).
+// and expert_gemm_swapped_nmajor_gelu / _kmajor_gelu_backward, the two GELU products in swapped tiles for capacity
+// buffers of at most 160 tokens an expert (see "Swapped tiles" below).
+// Results equal libtorch's GEMMs followed by gelu / gelu_backward bit for bit (bench/results/wgmma-grouped-gemm-h200.md,
+// swapped-expert-gemm-h200.md; bench/python/wgmma_grouped_gemm.py and swapped_expert_gemm.py build this file with nvcc
+// and time it alone).
 //
 // Persistent CTAs of three warpgroups. Warp 0's first thread is the producer: it streams 128×64 row tiles and 256×64
 // weight tiles (four 64×64 boxes when N-major) through the copy engine (TMA, 128-byte swizzle) into a 3-stage ring,
@@ -87,16 +90,6 @@ __device__ __forceinline__ void tma_load(void* destination, const TensorMap* map
       : "memory");
 }
 
-// A box of a 3-D map ([batch, rows, inner]); coordinates past the rows of a batch read zeros.
-__device__ __forceinline__ void tma_load_3d(void* destination, const TensorMap* map, u64* bar, int inner, int row, int batch) {
-  asm volatile(
-      "cp.async.bulk.tensor.3d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%2, %3, %4}], [%5];"
-      :
-      : "r"(shared_address(destination)), "l"(reinterpret_cast<u64>(map)), "r"(inner), "r"(row), "r"(batch),
-        "r"(shared_address(bar))
-      : "memory");
-}
-
 // A shared-memory matrix descriptor in the 128-byte swizzle. K-major tiles (rows of 128 bytes along K): 8-row groups
 // 1024 bytes apart, the leading offset unused. N-major tiles (64×64 boxes of [K, N]): 64-column blocks 8 KB apart
 // along N (leading), 8-row groups 1024 bytes apart along K (stride).
@@ -111,8 +104,8 @@ __device__ __forceinline__ void wgmma_wait_one() { asm volatile("wgmma.wait_grou
 __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
 
 // One warpgroup's 64×256 slice of a 64×256×16 product accumulated into d (scale_d 0 overwrites it); TransB 1 reads B
-// from an N-major tile, 0 from a K-major one; TransA 1 reads A from an M-major tile.
-template <int TransA, int TransB>
+// from an N-major tile, 0 from a K-major one.
+template <int TransB>
 __device__ __forceinline__ void wgmma_64x256x16(float (&d)[128], u64 a, u64 b, int scale_d) {
   asm volatile(
       "{\n"
@@ -120,7 +113,7 @@ __device__ __forceinline__ void wgmma_64x256x16(float (&d)[128], u64 a, u64 b, i
       "setp.ne.b32 p, %130, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 "
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, "
-      "%128, %129, p, 1, 1, %131, %132;\n"
+      "%128, %129, p, 1, 1, 0, %131;\n"
       "}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
         "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
@@ -138,7 +131,7 @@ __device__ __forceinline__ void wgmma_64x256x16(float (&d)[128], u64 a, u64 b, i
         "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
         "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
         "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-      : "l"(a), "l"(b), "r"(scale_d), "n"(TransA), "n"(TransB));
+      : "l"(a), "l"(b), "r"(scale_d), "n"(TransB));
 }
 
 struct Tile {
@@ -228,46 +221,60 @@ __device__ __forceinline__ void produce(Shared& s, const TensorMap* a_map, const
   }
 }
 
-// The epilogue warps: rows of the staging tile in turn, one row a warp at a time, 8 columns a lane, four rows a warp in
-// flight; only the rows of the tile's group are stored. Mode 0: out = the product; 1: out = product · gelu'(pre), pre
-// fetched into L2 while the tile's main loop runs; 2: pre = the product, out = gelu(pre).
+// Mode 1 reads pre in the epilogue: the rows this thread will read (own, own + step, …) are fetched into L2 while the
+// tile's main loop runs.
+template <int Mode>
+__device__ __forceinline__ void prefetch_pre(const bf16* pre, i64 base, int own, int step, int rows, int n, int lane) {
+  if (Mode == 1 && lane % 8 == 0)
+    for (int r = own; r < rows; r += step) asm volatile("prefetch.global.L2 [%0];" ::"l"(pre + base + static_cast<i64>(r) * n));
+}
+
+// Stores this thread's 8 columns of the staged rows own, own + step, … (staging points at its first row's columns,
+// base at the output's), four rows in flight. Mode 0: out = the product; 1: out = product · gelu'(pre); 2: pre = the
+// product, out = gelu(pre).
+template <int Mode, int Pitch>
+__device__ __forceinline__ void store_rows(const bf16* staging, int own, int step, int rows, i64 base, int n, bf16* out,
+                                           bf16* pre, const void* table) {
+  constexpr int kInFlight = 4;
+  for (int first = own; first < rows; first += kInFlight * step) {
+    Pack value[kInFlight], other[kInFlight];
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      const int r = first + u * step;
+      if (r < rows) {
+        value[u] = *reinterpret_cast<const Pack*>(staging + r * Pitch);
+        if (Mode == 1) other[u] = *reinterpret_cast<const Pack*>(pre + base + static_cast<i64>(r) * n);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      const int r = first + u * step;
+      if (r < rows) {
+        const i64 offset = base + static_cast<i64>(r) * n;
+        if (Mode == 1) value[u] = gelu_backward8(value[u], other[u], static_cast<const float*>(table));
+        if (Mode == 2) {
+          *reinterpret_cast<Pack*>(pre + offset) = value[u];
+          value[u] = gelu8(value[u], static_cast<const bf16*>(table));
+        }
+        *reinterpret_cast<Pack*>(out + offset) = value[u];
+      }
+    }
+  }
+}
+
+// The epilogue warps: rows of the staging tile in turn, one row a warp at a time, 8 columns a lane; only the rows of
+// the tile's group are stored.
 template <int Mode>
 __device__ __forceinline__ void drain(Shared& s, bf16* out, bf16* pre, const void* table, int groups, int n,
                                       int column_tiles, int total, int epilogue_warp, int lane) {
-  constexpr int kInFlight = 4;
   u32 round = 0;
   for (int tile = blockIdx.x; tile < total; tile += gridDim.x, ++round) {
     Tile t = locate<kBlockM, kBlockN>(tile, s.ends, groups, column_tiles);
     const int rows = t.row_end - t.row0 < kBlockM ? t.row_end - t.row0 : kBlockM;
     const i64 base = static_cast<i64>(t.row0) * n + t.col0 + lane * 8;
-    if (Mode == 1 && lane % 8 == 0)
-      for (int r = epilogue_warp; r < rows; r += kEpilogueWarps)
-        asm volatile("prefetch.global.L2 [%0];" ::"l"(pre + base + static_cast<i64>(r) * n));
+    prefetch_pre<Mode>(pre, base, epilogue_warp, kEpilogueWarps, rows, n, lane);
     barrier_wait(&s.staged, round & 1);
-    for (int first = epilogue_warp; first < rows; first += kInFlight * kEpilogueWarps) {
-      Pack value[kInFlight], other[kInFlight];
-#pragma unroll
-      for (int u = 0; u < kInFlight; ++u) {
-        const int r = first + u * kEpilogueWarps;
-        if (r < rows) {
-          value[u] = *reinterpret_cast<const Pack*>(&s.c[r * kPitch + lane * 8]);
-          if (Mode == 1) other[u] = *reinterpret_cast<const Pack*>(pre + base + static_cast<i64>(r) * n);
-        }
-      }
-#pragma unroll
-      for (int u = 0; u < kInFlight; ++u) {
-        const int r = first + u * kEpilogueWarps;
-        if (r < rows) {
-          const i64 offset = base + static_cast<i64>(r) * n;
-          if (Mode == 1) value[u] = gelu_backward8(value[u], other[u], static_cast<const float*>(table));
-          if (Mode == 2) {
-            *reinterpret_cast<Pack*>(pre + offset) = value[u];
-            value[u] = gelu8(value[u], static_cast<const bf16*>(table));
-          }
-          *reinterpret_cast<Pack*>(out + offset) = value[u];
-        }
-      }
-    }
+    store_rows<Mode, kPitch>(s.c + lane * 8, epilogue_warp, kEpilogueWarps, rows, base, n, out, pre, table);
     barrier_arrive(&s.drained);
   }
 }
@@ -288,7 +295,7 @@ __device__ __forceinline__ void consume(Shared& s, int groups, int column_tiles,
       const bf16* a = s.a[stage] + consumer * 64 * kBlockK;
 #pragma unroll
       for (int kk = 0; kk < kBlockK / 16; ++kk)
-        wgmma_64x256x16<0, NMajor ? 1 : 0>(acc, matrix_descriptor(a + kk * 16, 16),
+        wgmma_64x256x16<NMajor ? 1 : 0>(acc, matrix_descriptor(a + kk * 16, 16),
                                         NMajor ? matrix_descriptor(s.b[stage] + kk * 16 * 64, 8192)
                                                : matrix_descriptor(s.b[stage] + kk * 16, 16),
                                         kb > 0 || kk > 0);
@@ -350,142 +357,6 @@ __device__ __forceinline__ void grouped_gemm(const TensorMap* a_map, const Tenso
     }
   } else {
     consume<NMajor>(s, groups, column_tiles, k_blocks, total, warpgroup - 1, warp, lane);
-  }
-}
-
-// ---- Weight gradients of capacity buffers: dW[e] = X[e]ᵀ · dY[e] ----
-// X [E, C, M] and dY [E, C, N] as 3-D maps, so each expert's K (its C tokens) ends in zeros read past its rows rather
-// than in the next expert's tokens. The output [E, M, N] is tiled 128 × 256 (groups of M rows); both operands are
-// MN-major (wgmma's transposed A and B), so 32 tokens a K step keep the 128-byte swizzle. K is short (160 tokens at
-// T4096, 320 at E64) and a tile writes 64 KB, more than a multiprocessor's share of the memory system moves while the
-// tensor cores run the tile: so the tile goes out through the copy engine (TMA store) from one of two staging
-// buffers while the next tile is computed into the other.
-
-constexpr int kGradientK = 32, kGradientStages = 4;
-constexpr u32 kGradientStageBytes = (kBlockM + kBlockN) * kGradientK * 2;
-
-struct alignas(1024) GradientShared {
-  bf16 a[kGradientStages][kBlockM * kGradientK];  // X: two 64-row × 32-token boxes
-  bf16 b[kGradientStages][kBlockN * kGradientK];  // dY: four 64-column × 32-token boxes
-  bf16 c[2][kBlockM * kBlockN];                   // staging: four 128-row × 64-column boxes each, swizzled as stored
-  u64 full[kGradientStages];
-  u64 empty[kGradientStages];
-  u64 staged[2];
-  u64 drained[2];
-  int ends[kMaxGroups];
-};
-
-__device__ __forceinline__ void produce_weight_gradient(GradientShared& s, const TensorMap* x_map, const TensorMap* dy_map,
-                                                        int groups, int m, int column_tiles, int k_blocks, int total) {
-  int stage = 0;
-  u32 phase = 0;
-  for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
-    Tile t = locate<kBlockM, kBlockN>(tile, s.ends, groups, column_tiles);
-    const int m0 = t.row0 - t.group * m;
-    for (int kb = 0; kb < k_blocks; ++kb) {
-      barrier_wait(&s.empty[stage], phase ^ 1);
-      barrier_expect(&s.full[stage], kGradientStageBytes);
-#pragma unroll
-      for (int q = 0; q < kBlockM / 64; ++q)
-        tma_load_3d(s.a[stage] + q * 64 * kGradientK, x_map, &s.full[stage], m0 + 64 * q, kb * kGradientK, t.group);
-#pragma unroll
-      for (int q = 0; q < kBlockN / 64; ++q)
-        tma_load_3d(s.b[stage] + q * 64 * kGradientK, dy_map, &s.full[stage], t.col0 + 64 * q, kb * kGradientK, t.group);
-      if (++stage == kGradientStages) stage = 0, phase ^= 1;
-    }
-  }
-}
-
-// A consumer warpgroup: 64 rows of each tile, then its accumulators into staging buffer round % 2 in the layout the
-// copy engine stores (the 16-byte chunk j % 8 of row r at chunk (j % 8) ^ (r % 8) of its 128-byte line).
-__device__ __forceinline__ void consume_weight_gradient(GradientShared& s, int k_blocks, int total, int consumer, int warp,
-                                                        int lane) {
-  float acc[128] = {};
-  int stage = 0;
-  u32 phase = 0, round = 0;
-  for (int tile = blockIdx.x; tile < total; tile += gridDim.x, ++round) {
-    int previous = -1;
-    for (int kb = 0; kb < k_blocks; ++kb) {
-      barrier_wait(&s.full[stage], phase);
-      wgmma_fence();
-      const bf16* a = s.a[stage] + consumer * 64 * kGradientK;
-#pragma unroll
-      for (int kk = 0; kk < kGradientK / 16; ++kk)
-        wgmma_64x256x16<1, 1>(acc, matrix_descriptor(a + kk * 16 * 64, 8192),
-                              matrix_descriptor(s.b[stage] + kk * 16 * 64, 64 * kGradientK * 2), kb > 0 || kk > 0);
-      wgmma_commit();
-      wgmma_wait_one();
-      if (previous >= 0 && lane == 0) barrier_arrive(&s.empty[previous]);
-      previous = stage;
-      if (++stage == kGradientStages) stage = 0, phase ^= 1;
-    }
-    wgmma_wait_all();
-    if (lane == 0) barrier_arrive(&s.empty[previous]);
-
-    const int buffer = round & 1;
-    barrier_wait(&s.drained[buffer], ((round >> 1) & 1) ^ 1);
-    unsigned char* staging = reinterpret_cast<unsigned char*>(s.c[buffer]);
-    const int row = consumer * 64 + warp * 16 + lane / 4;
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const int r = row + 8 * half;
-#pragma unroll
-      for (int j = 0; j < kBlockN / 8; ++j)
-        *reinterpret_cast<u32*>(staging + (j / 8) * kBlockM * 128 + r * 128 + (((j % 8) ^ (r % 8)) * 16) + 4 * (lane % 4)) =
-            bf16_pair(acc[4 * j + 2 * half], acc[4 * j + 2 * half + 1]);
-    }
-    asm volatile("fence.proxy.async.shared::cta;" ::: "memory");  // the copy engine sees these writes
-    barrier_arrive(&s.staged[buffer]);
-  }
-}
-
-// One thread: each staged tile out through the copy engine (four boxes); a buffer is released once the engine has read
-// it, checked after the next tile's stores are issued, so a store and the next tile's MMAs overlap.
-__device__ __forceinline__ void store_weight_gradient(GradientShared& s, const TensorMap* out_map, int groups, int column_tiles,
-                                                      int total) {
-  u32 round = 0;
-  for (int tile = blockIdx.x; tile < total; tile += gridDim.x, ++round) {
-    Tile t = locate<kBlockM, kBlockN>(tile, s.ends, groups, column_tiles);
-    const int buffer = round & 1;
-    barrier_wait(&s.staged[buffer], (round >> 1) & 1);
-#pragma unroll
-    for (int q = 0; q < kBlockN / 64; ++q)
-      asm volatile("cp.async.bulk.tensor.2d.global.shared::cta.bulk_group [%0, {%1, %2}], [%3];"
-                   :
-                   : "l"(reinterpret_cast<u64>(out_map)), "r"(t.col0 + 64 * q), "r"(t.row0),
-                     "r"(shared_address(reinterpret_cast<unsigned char*>(s.c[buffer]) + q * kBlockM * 128))
-                   : "memory");
-    asm volatile("cp.async.bulk.commit_group;\ncp.async.bulk.wait_group.read 1;" ::: "memory");
-    if (round > 0) barrier_arrive(&s.drained[buffer ^ 1]);
-  }
-  asm volatile("cp.async.bulk.wait_group 0;" ::: "memory");  // every store done before the CTA leaves
-}
-
-__device__ __forceinline__ void weight_gradient_gemm(const TensorMap* x_map, const TensorMap* dy_map, const TensorMap* out_map,
-                                                     int groups, int capacity, int m, int n) {
-  extern __shared__ unsigned char raw[];
-  GradientShared& s = *reinterpret_cast<GradientShared*>((reinterpret_cast<u64>(raw) + 1023) & ~u64{1023});
-  const int warpgroup = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
-  if (threadIdx.x < groups) s.ends[threadIdx.x] = (threadIdx.x + 1) * m;
-  if (threadIdx.x == 0) {
-    for (int i = 0; i < kGradientStages; ++i) {
-      barrier_init(&s.full[i], 1);
-      barrier_init(&s.empty[i], kConsumers * 4);
-    }
-    for (int i = 0; i < 2; ++i) {
-      barrier_init(&s.staged[i], kConsumers * 128);
-      barrier_init(&s.drained[i], 1);
-    }
-    asm volatile("fence.mbarrier_init.release.cluster;" ::: "memory");
-  }
-  __syncthreads();
-  const int column_tiles = n / kBlockN, k_blocks = (capacity + kGradientK - 1) / kGradientK;
-  const int total = tile_count<kBlockM>(s.ends, groups, column_tiles);
-  if (warpgroup == 0) {
-    if (warp == 0 && lane == 0) produce_weight_gradient(s, x_map, dy_map, groups, m, column_tiles, k_blocks, total);
-    if (warp == 1 && lane == 0) store_weight_gradient(s, out_map, groups, column_tiles, total);
-  } else {
-    consume_weight_gradient(s, k_blocks, total, warpgroup - 1, warp, lane);
   }
 }
 
@@ -611,46 +482,20 @@ __device__ __forceinline__ void consume_swapped(SwappedShared& s, int k_blocks, 
   }
 }
 
-// The epilogue warps: two token rows a warp at a time (16 lanes of 8 columns each), four pairs a warp in flight; the
-// modes are drain's.
+// The epilogue warps: two token rows a warp at a time (16 lanes of 8 columns each), as drain does.
 template <int Mode>
 __device__ __forceinline__ void drain_swapped(SwappedShared& s, bf16* out, bf16* pre, const void* table, int groups, int n,
                                               int column_tiles, int total, int epilogue_warp, int lane) {
-  constexpr int kInFlight = 4, kRowsPerPass = 2 * kSwappedEpilogueWarps;
-  const int half = lane / 16, column = (lane % 16) * 8;
+  constexpr int kRowsPerPass = 2 * kSwappedEpilogueWarps;
+  const int own = 2 * epilogue_warp + lane / 16, column = (lane % 16) * 8;
   u32 round = 0;
   for (int tile = blockIdx.x; tile < total; tile += gridDim.x, ++round) {
     Tile t = locate<kSwappedTokens, kSwappedColumns>(tile, s.ends, groups, column_tiles);
     const int rows = t.row_end - t.row0 < kSwappedTokens ? t.row_end - t.row0 : kSwappedTokens;
     const i64 base = static_cast<i64>(t.row0) * n + t.col0 + column;
-    const int own = 2 * epilogue_warp + half;
-    if (Mode == 1 && lane % 8 == 0)
-      for (int r = own; r < rows; r += kRowsPerPass) asm volatile("prefetch.global.L2 [%0];" ::"l"(pre + base + static_cast<i64>(r) * n));
+    prefetch_pre<Mode>(pre, base, own, kRowsPerPass, rows, n, lane);
     barrier_wait(&s.staged, round & 1);
-    for (int first = own; first < rows; first += kInFlight * kRowsPerPass) {
-      Pack value[kInFlight], other[kInFlight];
-#pragma unroll
-      for (int u = 0; u < kInFlight; ++u) {
-        const int r = first + u * kRowsPerPass;
-        if (r < rows) {
-          value[u] = *reinterpret_cast<const Pack*>(&s.c[r * kSwappedPitch + column]);
-          if (Mode == 1) other[u] = *reinterpret_cast<const Pack*>(pre + base + static_cast<i64>(r) * n);
-        }
-      }
-#pragma unroll
-      for (int u = 0; u < kInFlight; ++u) {
-        const int r = first + u * kRowsPerPass;
-        if (r < rows) {
-          const i64 offset = base + static_cast<i64>(r) * n;
-          if (Mode == 1) value[u] = gelu_backward8(value[u], other[u], static_cast<const float*>(table));
-          if (Mode == 2) {
-            *reinterpret_cast<Pack*>(pre + offset) = value[u];
-            value[u] = gelu8(value[u], static_cast<const bf16*>(table));
-          }
-          *reinterpret_cast<Pack*>(out + offset) = value[u];
-        }
-      }
-    }
+    store_rows<Mode, kSwappedPitch>(s.c + column, own, kRowsPerPass, rows, base, n, out, pre, table);
     barrier_arrive(&s.drained);
   }
 }
@@ -698,13 +543,6 @@ MOE_EXPERT_GEMM(expert_gemm_nmajor, 0, true)
 MOE_EXPERT_GEMM(expert_gemm_kmajor_gelu_backward, 1, false)
 MOE_EXPERT_GEMM(expert_gemm_nmajor_gelu, 2, true)
 
-// x_map: X [E, C, M] in 64 × 32 × 1 boxes; dy_map: dY [E, C, N] likewise; out_map: dW as [E·M, N] in 128 × 64 boxes
-// (see weight_gradient_gemm). M a multiple of 128, N of 256; launch as the row-tile kernels.
-extern "C" __global__ void __launch_bounds__(384, 1)
-    expert_gemm_weight_gradient(const __grid_constant__ TensorMap x_map, const __grid_constant__ TensorMap dy_map,
-                                const __grid_constant__ TensorMap out_map, int groups, int capacity, int m, int n) {
-  weight_gradient_gemm(&x_map, &dy_map, &out_map, groups, capacity, m, n);
-}
 
 // The same four products in swapped tiles (see above): w_map the weights as [E·N, K] in 128×64 boxes (K-major) or
 // [E·K, N] in 64×64 boxes (N-major), t_map the rows [R, K] in 160×64 boxes; the rest as above, N a multiple of 128.
@@ -731,10 +569,9 @@ extern "C" __global__ void build_gelu_tables(float* gradient, bf16* forward) {
   forward[bits] = static_cast<bf16>(bf16_pair(gelu(x), 0.0f) & 0xFFFF);
 }
 
-// The dynamic shared memory a CTA needs, row tiles, swapped tiles, weight gradients: the shared block plus room to align its start to
+// The dynamic shared memory a CTA needs, row tiles then swapped tiles: the shared block plus room to align its start to
 // 1024 bytes.
 extern "C" __global__ void expert_gemm_shared_bytes(int* bytes) {
   bytes[0] = static_cast<int>(sizeof(Shared)) + 1024;
   bytes[1] = static_cast<int>(sizeof(SwappedShared)) + 1024;
-  bytes[2] = static_cast<int>(sizeof(GradientShared)) + 1024;
 }
