@@ -5,7 +5,8 @@ wgmma_grouped_gemm.py does, against libtorch's torch.bmm and GELU on the same bu
 First a check on uneven groups (an empty one, partial 160-token tiles) against float32 per-group matmuls, then per
 capacity shape (T4096 E32 C160 M1024 F4096; T16384 E64 C320 and E16 C1280, M2048 F8192): bit-equality with libtorch's
 bmm + gelu for the four data products, their times, and the whole MLP forward + backward back to back (weight
-gradients by torch.bmm in all): libtorch's, all four data products ours, and the layer's mix (HopperCapacityMlp). Medians of 10 (MLP 20) after warm-up, three rounds alternating, the middle one.
+gradients by torch.bmm in all): libtorch's, all four data products ours, and the layer's mix (HopperCapacityMlp).
+Medians of 10 (MLP 20) after warm-up, three rounds alternating, the middle one.
 Usage: python3 bench/python/swapped_expert_gemm.py [SHAPE ...]   (default: all three)
        ncu ... python3 bench/python/swapped_expert_gemm.py --profile SHAPE   (each product twice, untimed)
 """
@@ -61,7 +62,7 @@ def uneven_check(kernels):
         print(f"uneven groups {sizes}: {name} off by {error:.3g} of its largest magnitude {'ok' if error < 2e-2 else 'FAILED'}")
 
 
-def capacity_shape(kernels, name, e, c, m, f, quick=False):
+def capacity_shape(kernels, name, e, c, m, f):
     torch.manual_seed(0)
     rows = e * c
     ends = (torch.arange(1, e + 1, device="cuda") * c).to(torch.int32)
@@ -91,7 +92,6 @@ def capacity_shape(kernels, name, e, c, m, f, quick=False):
                  "ours dy·W2ᵀ with gelu'": pre_gradient,
                  "libtorch dpre·W1ᵀ": lambda: bmm(dpre, w1.transpose(1, 2)),
                  "ours dpre·W1ᵀ": rows_gradient})
-    if quick: return
     weight_gradients = lambda hidden, pre_grad: (torch.bmm(hidden.view(e, c, f).transpose(1, 2), dy.view(e, c, m)),
                                                  torch.bmm(x.view(e, c, m).transpose(1, 2), pre_grad.view(e, c, f)))
 
@@ -111,10 +111,6 @@ def capacity_shape(kernels, name, e, c, m, f, quick=False):
 
     interleaved({"libtorch MLP forward + backward": libtorch_mlp, "ours MLP forward + backward": our_mlp,
                  "layer's MLP (ours fused, cuBLAS plain)": layer_mlp}, reps=20, warmup=5)
-
-
-# Diagnostic builds (times only): source substitutions.
-VARIANTS = {}
 
 
 def profile_once(kernels, name, e, c, m, f):
@@ -143,10 +139,6 @@ def main():
     shapes = [s for s in SHAPES if not sys.argv[1:] or s[0] in sys.argv[1:]]
     for shape in shapes:
         capacity_shape(kernels, *shape)
-    for variant, substitutions in VARIANTS.items():
-        print(f"variant {variant}:")
-        capacity_shape(Kernels(torch.zeros(1, dtype=torch.int32, device="cuda"), PLAIN + substitutions), *shapes[0], quick=True)
-
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ class Kernels:
     """expert_gemm.cu as a cubin, its GELU tables built, each product launched as HopperExpertGemm.cs launches it."""
 
     def __init__(self, ends, substitutions=()):
-        """substitutions: (old, new) text replaced in the source before it is built (diagnostic variants)."""
+        """substitutions: (old, new) text replaced in the source before it is built (kernels the layer does not use)."""
         folder = tempfile.mkdtemp()
         cubin, source = os.path.join(folder, "expert_gemm.cubin"), os.path.join(folder, "expert_gemm.cu")
         text = open(SOURCE).read()

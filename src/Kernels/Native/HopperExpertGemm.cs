@@ -28,8 +28,9 @@ public static unsafe class HopperExpertGemm
     public const long SwappedTokens = 160;
 
     /// <summary>
-    /// The fewest tokens an expert for the swapped path: a tile of 160 computes all 160 columns, and with 20 (T512 E32)
-    /// the graphed layer ran 5 % slower than with cuBLAS (0.621 against 0.589 ms), with 80 (T512 E8) 10 % faster.
+    /// The fewest tokens an expert for the swapped path: a tile computes all 160 token columns, eight times the work at
+    /// T512 E32's 20, where the one run made was 5 % slower than cuBLAS (0.621 against 0.589 ms; within that row's spread)
+    /// while T512 E8's 80 was faster in two runs of three.
     /// </summary>
     const long MinSwappedTokens = 64;
 
@@ -58,8 +59,8 @@ public static unsafe class HopperExpertGemm
 
     /// <summary>
     /// The capacity layout's path (swapped tiles, <see cref="SupportsCapacity"/>), on unless MOE_HOPPER_GEMM=0: the
-    /// graphed layer ran faster with it in both runs made, T4096 E32 0.752 against 0.797 ms and 0.761 against 0.763,
-    /// T512 E8 0.290 against 0.310 and 0.267 against 0.296 (bench/results/swapped-expert-gemm-h200.md).
+    /// graphed T4096 E32 layer ran faster with it in all three runs made (0.761, 0.752, 0.758 against 0.763, 0.797,
+    /// 0.773 ms), T512 E8 in two of three (bench/results/swapped-expert-gemm-h200.md).
     /// </summary>
     public static bool CapacityEnabled { get; set; } = Setting != "0";
 
