@@ -9,7 +9,9 @@ namespace Orleans.MoE.ControlPlane.Tests;
 /// </summary>
 internal static class JobPolling
 {
-    public static async Task<JobSnapshot> Until(IGrainFactory grains, string jobId, Func<JobSnapshot, bool> condition, TimeSpan deadline)
+    /// <param name="diagnostics">What to add to the timeout's message (the silos' output, say).</param>
+    public static async Task<JobSnapshot> Until(IGrainFactory grains, string jobId, Func<JobSnapshot, bool> condition, TimeSpan deadline,
+        Func<string>? diagnostics = null)
     {
         var job = grains.GetGrain<IJobCoordinatorGrain>(jobId);
         var end = DateTime.UtcNow + deadline;
@@ -27,6 +29,6 @@ internal static class JobPolling
             }
             await Task.Delay(200, TestContext.Current.CancellationToken);
         }
-        throw new TimeoutException($"job {jobId} did not get there in {deadline}: {last?.Status} at step {last?.Step}, {last?.Error}\n{string.Join('\n', last?.Notices ?? [])}");
+        throw new TimeoutException($"job {jobId} did not get there in {deadline}: {last?.Status} at step {last?.Step}, {last?.Error}\n{string.Join('\n', last?.Notices ?? [])}\n{diagnostics?.Invoke()}");
     }
 }

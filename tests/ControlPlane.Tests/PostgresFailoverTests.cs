@@ -61,7 +61,7 @@ public class PostgresFailoverTests
             string output = TinyConfigs.TempDirectory();
             string jobId = await client.Grains.GetGrain<IClusterGrain>(IClusterGrain.Key)
                 .Submit(new JobSubmission { ConfigJson = config.ToJson(), OutputDirectory = output, ChunkSteps = 2 });
-            var running = await JobPolling.Until(client.Grains, jobId, s => s.Status == JobStatus.Running && s.Step >= 5, Deadline);
+            var running = await JobPolling.Until(client.Grains, jobId, s => s.Status == JobStatus.Running && s.Step >= 5, Deadline, Diagnostics);
             string victim = running.Plan!.Members[0].Silo;
 
             var killed = Stopwatch.StartNew();
@@ -74,9 +74,9 @@ public class PostgresFailoverTests
                 bytes[^1] ^= 0x55;
                 File.WriteAllBytes(dense, bytes);
             }
-            var resumed = await JobPolling.Until(client.Grains, jobId, s => s.GenerationChanges.Count > 0 || s.Status.IsFinal(), Deadline);
+            var resumed = await JobPolling.Until(client.Grains, jobId, s => s.GenerationChanges.Count > 0 || s.Status.IsFinal(), Deadline, Diagnostics);
             var recovered = killed.Elapsed;
-            var state = await JobPolling.Until(client.Grains, jobId, s => s.Status.IsFinal(), Deadline);
+            var state = await JobPolling.Until(client.Grains, jobId, s => s.Status.IsFinal(), Deadline, Diagnostics);
 
             Assert.True(state.Status == JobStatus.Completed, $"job ended {state.Status}: {state.Error}\n{string.Join('\n', state.Notices)}\n{Diagnostics()}");
             string story = $"{string.Join('\n', state.Notices)}\n{Diagnostics()}";

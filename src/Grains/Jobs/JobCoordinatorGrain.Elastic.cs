@@ -112,10 +112,14 @@ public sealed partial class JobCoordinatorGrain
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            // The next membership change or chunk error asks again.
+            // Asked again shortly, not only at the next membership change or chunk error: when every rank died with a
+            // lost silo, neither may ever come.
             LogClusterViewFailed(log, e, S.JobId);
+            reaction ??= this.RegisterGrainTimer(ReactToClusterChange, ReactionRetry, Timeout.InfiniteTimeSpan);
         }
     }
+
+    static readonly TimeSpan ReactionRetry = TimeSpan.FromSeconds(2);
 
     public Task<string> Checkpoint()
     {
