@@ -62,12 +62,18 @@ def uneven_check(kernels):
         print(f"uneven groups {sizes}: {name} off by {error:.3g} of its largest magnitude {'ok' if error < 2e-2 else 'FAILED'}")
 
 
-def capacity_shape(kernels, name, e, c, m, f):
+def capacity_buffers(e, c, m, f):
+    """A capacity buffer's group ends, rows and output gradient [E·C, M], and the experts' W1 [E, M, F], W2 [E, F, M]."""
     torch.manual_seed(0)
-    rows = e * c
     ends = (torch.arange(1, e + 1, device="cuda") * c).to(torch.int32)
-    x, dy = torch.randn(rows, m, **bf), torch.randn(rows, m, **bf)
+    x, dy = torch.randn(e * c, m, **bf), torch.randn(e * c, m, **bf)
     w1, w2 = torch.randn(e, m, f, **bf) * m ** -0.5, torch.randn(e, f, m, **bf) * f ** -0.5
+    return ends, x, dy, w1, w2
+
+
+def capacity_shape(kernels, name, e, c, m, f):
+    rows = e * c
+    ends, x, dy, w1, w2 = capacity_buffers(e, c, m, f)
     (pre, h, y, dpre, dx), (first, second, pre_gradient, rows_gradient) = products(kernels, ends, x, w1, w2, dy)
     bmm = lambda a, b: torch.bmm(a.view(e, c, -1), b).view(rows, -1)
     for step in (first, second, pre_gradient, rows_gradient): step()
@@ -115,12 +121,9 @@ def capacity_shape(kernels, name, e, c, m, f):
 
 def profile_once(kernels, name, e, c, m, f):
     """Each product once, ours and libtorch's, after a warm-up: for Nsight Compute (--profile)."""
-    rows = e * c
-    ends = (torch.arange(1, e + 1, device="cuda") * c).to(torch.int32)
-    x, dy = torch.randn(rows, m, **bf), torch.randn(rows, m, **bf)
-    w1, w2 = torch.randn(e, m, f, **bf) * m ** -0.5, torch.randn(e, f, m, **bf) * f ** -0.5
+    ends, x, dy, w1, w2 = capacity_buffers(e, c, m, f)
     _, steps = products(kernels, ends, x, w1, w2, dy)
-    plain = torch.empty(rows, f, **bf)
+    plain = torch.empty(e * c, f, **bf)
     runs = [lambda: kernels.gemm("expert_gemm_swapped_nmajor", x, w1, True, plain, None, ends),
             lambda: torch.bmm(x.view(e, c, m), w1), *steps]
     for _ in range(2):

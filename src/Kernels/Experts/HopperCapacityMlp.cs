@@ -22,11 +22,9 @@ public sealed class HopperCapacityMlp : autograd.MultiTensorFunction<HopperCapac
         // Expert e's rows end at (e + 1)·C of the flattened buffer.
         long capacity = buffer.shape[1];
         using var ends = torch.arange(capacity, capacity * (buffer.shape[0] + 1), capacity, dtype: ScalarType.Int32, device: buffer.device);
-        if (torch.is_grad_enabled() && (buffer.requires_grad || w1.requires_grad || w2.requires_grad))
-            return apply(buffer, w1, w2, ends)[0];
-        using var noGrad = torch.no_grad();
-        var (_, hidden) = HopperExpertGemm.FirstSwapped(Rows(buffer), w1, ends);
-        return BatchedExpertGemm.Multiply(hidden.view(buffer.shape[0], capacity, -1), w2);
+        return torch.is_grad_enabled() && (buffer.requires_grad || w1.requires_grad || w2.requires_grad)
+            ? apply(buffer, w1, w2, ends)[0]
+            : Compute(buffer, w1, w2, ends).Output;
     }
 
     public override List<Tensor> forward(autograd.AutogradContext ctx, params object[] vars)
@@ -35,11 +33,19 @@ public sealed class HopperCapacityMlp : autograd.MultiTensorFunction<HopperCapac
         var w1 = (Tensor)vars[1];
         var w2 = (Tensor)vars[2];
         var ends = (Tensor)vars[3];
-        var rows = Rows(buffer);
-        var (pre, hidden) = HopperExpertGemm.FirstSwapped(rows, w1, ends);
+        var (output, rows, pre, hidden) = Compute(buffer, w1, w2, ends);
         ctx.save_for_backward([rows, w1, w2, ends, pre, hidden]);
+        return [output];
+    }
+
+    /// <summary>The output and what the backward needs: the buffer as rows, the pre-activations and gelu of them.</summary>
+    static (Tensor Output, Tensor Rows, Tensor Pre, Tensor Hidden) Compute(Tensor buffer, Tensor w1, Tensor w2, Tensor ends)
+    {
+        // Expert e's rows, as a [E·C, M] matrix.
+        var rows = buffer.contiguous().view(buffer.shape[0] * buffer.shape[1], buffer.shape[2]);
+        var (pre, hidden) = HopperExpertGemm.FirstSwapped(rows, w1, ends);
         using var noGrad = torch.no_grad();
-        return [BatchedExpertGemm.Multiply(hidden.view(buffer.shape[0], buffer.shape[1], -1), w2)];
+        return (BatchedExpertGemm.Multiply(hidden.view(buffer.shape[0], buffer.shape[1], -1), w2), rows, pre, hidden);
     }
 
     public override List<Tensor> backward(autograd.AutogradContext ctx, List<Tensor> grad_outputs) =>
@@ -59,7 +65,4 @@ public sealed class HopperCapacityMlp : autograd.MultiTensorFunction<HopperCapac
                 null,
             ];
         });
-
-    /// <summary>The buffer as rows [E·C, M], expert by expert.</summary>
-    static Tensor Rows(Tensor buffer) => buffer.contiguous().view(buffer.shape[0] * buffer.shape[1], buffer.shape[2]);
 }

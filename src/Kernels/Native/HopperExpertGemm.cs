@@ -22,7 +22,12 @@ public static unsafe class HopperExpertGemm
     const int KMajorWeightBox = 256;
     const int NMajorWeightBox = 64;
     const int SwappedThreads = 512;
-    const int SwappedKMajorWeightBox = 128;
+
+    /// <summary>A swapped tile's output columns, and the box in which it reads K-major weights.</summary>
+    const int SwappedColumns = 128;
+
+    /// <summary>The K step of every kernel (64 bf16: one 128-byte swizzle row).</summary>
+    const long KStep = 64;
 
     /// <summary>The tokens of one swapped tile: capacity buffers up to this many tokens an expert take that path.</summary>
     public const long SwappedTokens = 160;
@@ -90,7 +95,7 @@ public static unsafe class HopperExpertGemm
     /// </summary>
     public static bool SupportsCapacity(Tensor buffer, long modelWidth, long expertWidth) =>
         CapacityEnabled && buffer.device_type == DeviceType.CUDA && buffer.dtype == ScalarType.BFloat16 && buffer.dim() == 3
-        && buffer.shape[0] <= MaxExperts && buffer.shape[1] is >= MinSwappedTokens and <= SwappedTokens && modelWidth % 64 == 0 && expertWidth % 128 == 0
+        && buffer.shape[0] <= MaxExperts && buffer.shape[1] is >= MinSwappedTokens and <= SwappedTokens && modelWidth % KStep == 0 && expertWidth % SwappedColumns == 0
         && BatchedExpertGemm.Supports(buffer) && Problem(buffer.device) is null;
 
     /// <summary>Why the kernels cannot run on <paramref name="device"/> (null when they can).</summary>
@@ -164,7 +169,7 @@ public static unsafe class HopperExpertGemm
         var rowsMap = TensorMap.Bf16Rows(CudaModule.Address(a), rows, k, swapped ? (int)SwappedTokens : RowBox);
         var weightsMap = nMajor
             ? TensorMap.Bf16Rows(CudaModule.Address(weights), experts * k, n, NMajorWeightBox)
-            : TensorMap.Bf16Rows(CudaModule.Address(weights), experts * n, k, swapped ? SwappedKMajorWeightBox : KMajorWeightBox);
+            : TensorMap.Bf16Rows(CudaModule.Address(weights), experts * n, k, swapped ? SwappedColumns : KMajorWeightBox);
         var (firstMap, secondMap) = swapped ? (weightsMap, rowsMap) : (rowsMap, weightsMap);
         IntPtr outAddress = CudaModule.Address(output), preAddress = pre is null ? IntPtr.Zero : CudaModule.Address(pre);
         IntPtr tableAddress = table is null ? IntPtr.Zero : CudaModule.Address(table), endsAddress = CudaModule.Address(ends);
