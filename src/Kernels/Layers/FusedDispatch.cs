@@ -1,4 +1,5 @@
 using Orleans.MoE.Kernels.Native;
+using Orleans.MoE.Kernels.Routing;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -12,14 +13,20 @@ namespace Orleans.MoE.Kernels.Layers;
 public sealed class FusedDispatch : autograd.SingleTensorFunction<FusedDispatch>
 {
     const string ShapeKey = "shape";
+    const string LinkKey = "link";
 
     public override string Name => "FusedDispatch";
 
-    /// <summary>tokens [N, M] → buffer [rows, M] for a table's destination [N·k] and row sources [rows].</summary>
-    public static Tensor Apply(Tensor tokens, Tensor rowSource, Tensor destination, int k, long rows) =>
-        torch.is_grad_enabled() && tokens.requires_grad
-            ? apply(tokens, rowSource, destination, k, rows)
-            : RoutingKernels.DispatchForward(tokens, rowSource, destination, k, rows);
+    /// <summary>tokens [N, M] → buffer [rows, M] for a table's destination [N·k] and row sources [rows]. With a
+    /// <paramref name="link"/> (<see cref="RoutingTable.GradientLink"/>) for these tokens, the tokens' gradient goes to
+    /// the router's backward through it.</summary>
+    public static Tensor Apply(Tensor tokens, Tensor rowSource, Tensor destination, int k, long rows, (DispatchGradientLink Link, Tensor Anchor)? link = null)
+    {
+        if (!torch.is_grad_enabled() || !tokens.requires_grad) return RoutingKernels.DispatchForward(tokens, rowSource, destination, k, rows);
+        return link is var (linked, anchor) && anchor.requires_grad && ReferenceEquals(linked.Tokens, tokens)
+            ? apply(tokens, rowSource, destination, k, rows, linked, anchor)
+            : apply(tokens, rowSource, destination, k, rows);
+    }
 
     public override Tensor forward(autograd.AutogradContext ctx, params object[] vars)
     {
@@ -28,6 +35,7 @@ public sealed class FusedDispatch : autograd.SingleTensorFunction<FusedDispatch>
         int k = (int)vars[3];
         ctx.save_for_backward([destination]);
         ctx.save_data(ShapeKey, (tokens.shape[0], k));
+        ctx.save_data(LinkKey, vars.Length > 5 ? vars[5] : DispatchGradientLink.None);
         return RoutingKernels.DispatchForward(tokens, (Tensor)vars[1], destination, k, (long)vars[4]);
     }
 
@@ -35,6 +43,9 @@ public sealed class FusedDispatch : autograd.SingleTensorFunction<FusedDispatch>
         BackwardLifetimes.Run([grad_output], () =>
         {
             var (n, k) = ((long, int))ctx.get_data(ShapeKey);
-            return [RoutingKernels.DispatchBackward(grad_output, ctx.get_saved_variables()[0], n, k), null, null, null, null];
+            var gradient = RoutingKernels.DispatchBackward(grad_output, ctx.get_saved_variables()[0], n, k);
+            if (ctx.get_data(LinkKey) is not DispatchGradientLink link) return [gradient, null, null, null, null];
+            link.Hand(gradient);
+            return [null, null, null, null, null, null, null];
         });
 }

@@ -22,7 +22,7 @@ public static class IndexDispatcher
     {
         long m = tokens.shape[1], rows = table.BufferRows;
         if (RoutingKernels.SupportsRows(tokens))
-            return Shaped(FusedDispatch.Apply(tokens, table.RowSource, table.Destination, table.TopK, rows), table);
+            return Shaped(FusedDispatch.Apply(tokens, table.RowSource, table.Destination, table.TopK, rows, table.GradientLink), table);
         if (table.Layout == ExpertBufferLayout.Packed && rows == table.Destination.shape[0])
             return RowGather.Apply(PerChoice(tokens, table.TopK), table.RowSource, () => table.Destination);
         return Shaped(tokens.new_zeros(rows + 1, m).index_copy_(0, table.Destination, PerChoice(tokens, table.TopK)).narrow(0, 0, rows), table);

@@ -27,11 +27,15 @@ sealed unsafe class CudaModule(string source, IReadOnlyList<string> functions, b
     public IntPtr Function(Device device, string name, ScalarType dtype) =>
         Function(device, name + (dtype == ScalarType.BFloat16 ? "_bf16" : "_f32"));
 
-    public static void Launch(IntPtr function, Device device, uint blocks, int threads, uint sharedBytes, void** arguments)
+    public static void Launch(IntPtr function, Device device, uint blocks, int threads, uint sharedBytes, void** arguments) =>
+        Launch(function, device, (blocks, 1), threads, sharedBytes, arguments);
+
+    /// <summary>A launch on a grid of <paramref name="blocks"/>.X × <paramref name="blocks"/>.Y blocks.</summary>
+    public static void Launch(IntPtr function, Device device, (uint X, uint Y) blocks, int threads, uint sharedBytes, void** arguments)
     {
         int ordinal = CudaDriver.OrdinalOf(device);
         CudaDriver.MakeCurrent(ordinal);
-        CudaDriver.Check(CudaDriver.cuLaunchKernel(function, blocks, 1, 1, (uint)threads, 1, 1, sharedBytes, CudaGraphLibrary.CurrentStream(ordinal), arguments, null), "cuLaunchKernel");
+        CudaDriver.Check(CudaDriver.cuLaunchKernel(function, blocks.X, blocks.Y, 1, (uint)threads, 1, 1, sharedBytes, CudaGraphLibrary.CurrentStream(ordinal), arguments, null), "cuLaunchKernel");
     }
 
     /// <summary>The device address of <paramref name="tensor"/>'s data (zero when it has none).</summary>

@@ -35,9 +35,10 @@ public static unsafe class RoutingKernels
     /// </summary>
     public static bool Enabled { get; set; } = Environment.GetEnvironmentVariable("MOE_NATIVE_ROUTING") != "0";
 
-    /// <summary>True when <paramref name="logits"/> (fp32 or bf16 on a GPU) can be routed by these kernels.</summary>
-    public static bool Supports(Tensor logits, int topK) =>
-        Runs(logits) && logits.shape[^1] <= MaxExperts && topK <= MaxTopK && topK <= logits.shape[^1];
+    /// <summary>True when the logits of <paramref name="input"/> (fp32 or bf16 on a GPU) for <paramref name="experts"/>
+    /// experts can be routed by these kernels.</summary>
+    public static bool Supports(Tensor input, int experts, int topK) =>
+        Runs(input) && experts <= MaxExperts && topK <= MaxTopK && topK <= experts;
 
     /// <summary>True when the slots of <paramref name="chosen"/> [N, k] among <paramref name="experts"/> can come from <see cref="Slots"/>.</summary>
     public static bool SupportsSlots(Tensor chosen, int experts) =>
@@ -71,7 +72,8 @@ public static unsafe class RoutingKernels
 
     /// <summary>
     /// The logits' gradient (in the logits' dtype) from the probabilities' [N, E] and the top-<paramref name="k"/> gates'
-    /// [N, k] gradients (null: none reached them, zeros); probabilities and choices are recomputed from the logits.
+    /// [N, k] gradients (null: none reached them, zeros); probabilities and choices are recomputed from the logits. A
+    /// probabilities' gradient that is one fp32 row expanded over the tokens (the load-balancing loss's) is read as it is.
     /// </summary>
     public static Tensor GateBackward(Tensor logits, Tensor? probsGradient, Tensor? gatesGradient, int k)
     {
@@ -79,11 +81,13 @@ public static unsafe class RoutingKernels
         long n = logits.shape[0];
         int e = (int)logits.shape[1];
         var gradient = torch.empty_like(logits);
-        probsGradient = probsGradient?.to_type(ScalarType.Float32).contiguous();
+        bool broadcast = probsGradient is { dtype: ScalarType.Float32 } g && g.stride(0) == 0 && g.stride(1) == 1;
+        probsGradient = broadcast ? probsGradient!.select(0, 0) : probsGradient?.to_type(ScalarType.Float32).contiguous();
+        long probsStride = broadcast ? 0 : e;
         gatesGradient = gatesGradient?.to_type(ScalarType.Float32).contiguous();
         IntPtr l = Address(logits), o = Address(gradient);
-        IntPtr gp = probsGradient is null ? IntPtr.Zero : Address(probsGradient), gg = gatesGradient is null ? IntPtr.Zero : Address(gatesGradient);
-        void** arguments = stackalloc void*[] { &l, &gp, &gg, &o, &n, &e, &k };
+        IntPtr gp = OrZero(probsGradient), gg = OrZero(gatesGradient);
+        void** arguments = stackalloc void*[] { &l, &gp, &probsStride, &gg, &o, &n, &e, &k };
         LaunchPerRow("gate_backward", logits, n, arguments);
         GC.KeepAlive(logits);
         GC.KeepAlive(probsGradient);
@@ -99,15 +103,22 @@ public static unsafe class RoutingKernels
     /// <param name="RowSource">[rows] the (token·k + choice) each buffer row holds, 0 when empty.</param>
     /// <param name="Balance">[E] fp32: the choices the load-balancing loss counts per expert (first choices for k ≤ 2,
     /// all for more) times the scale given to <see cref="Slots"/>.</param>
-    public sealed record SlotTable(Tensor Destination, Tensor Counts, Tensor? Dropped, Tensor? Ends, Tensor RowSource, Tensor Balance);
+    /// <param name="AuxLoss">fp32 scalar Σ probs · Balance (the load-balancing loss, no autograd history), when
+    /// <see cref="Slots"/> had the probabilities.</param>
+    /// <param name="Weights">[N, 1] fp32: the gate of a kept choice, 0 for a dropped one, when <see cref="Slots"/> had
+    /// the gates (one choice, a capacity).</param>
+    public sealed record SlotTable(Tensor Destination, Tensor Counts, Tensor? Dropped, Tensor? Ends, Tensor RowSource, Tensor Balance,
+        Tensor? AuxLoss, Tensor? Weights);
 
     /// <summary>
     /// Slots and buffer rows for the chosen experts [N, k] of one routing group: with <paramref name="capacity"/> &gt; 0
     /// padded rows expert·capacity + slot (dropped past the capacity), with 0 packed rows whose experts start at
     /// multiples of <paramref name="alignment"/>; <paramref name="rows"/> is the buffer's row count;
-    /// <paramref name="balanceScale"/> scales the load-balancing loss's counts (<see cref="SlotTable.Balance"/>).
+    /// <paramref name="balanceScale"/> scales the load-balancing loss's counts (<see cref="SlotTable.Balance"/>). The same
+    /// two kernels finish the load-balancing loss from <paramref name="probs"/> [N, E] (fp32) and, for one choice with a
+    /// capacity, the combine weights from <paramref name="gates"/> [N, 1] (fp32); null skips either.
     /// </summary>
-    public static SlotTable Slots(Tensor chosen, int experts, int capacity, int alignment, long rows, double balanceScale)
+    public static SlotTable Slots(Tensor chosen, int experts, int capacity, int alignment, long rows, double balanceScale, Tensor? probs = null, Tensor? gates = null)
     {
         chosen = chosen.contiguous();
         long n = chosen.shape[0];
@@ -124,15 +135,27 @@ public static unsafe class RoutingKernels
         int threads = (int)Math.Min(MaxSlotThreads, (Math.Max(choices, 1) + 31) / 32 * 32);
         int tiles = (int)Math.Max(1, (choices + threads - 1) / threads);
         using var tileCounts = torch.empty((long)tiles * 2 * e, dtype: ScalarType.Int32, device: device);
+        probs = probs?.to_type(ScalarType.Float32).contiguous();
+        // The probabilities' column sums run in slices of 256 tokens beside the first pass's blocks.
+        int slices = probs is null ? 1 : Math.Max(1, threads / 256);
+        using var columnSums = probs is null ? null : torch.empty((long)tiles * slices * e, dtype: ScalarType.Float32, device: device);
+        var auxLoss = probs is null ? null : torch.empty([], dtype: ScalarType.Float32, device: device);
+        gates = k == 1 && capacity > 0 ? gates?.to_type(ScalarType.Float32).contiguous() : null;
+        var weights = gates is null ? null : torch.empty(n, 1, dtype: ScalarType.Float32, device: device);
         IntPtr c = Address(chosen), d = Address(destination), counted = Address(counts), r = Address(rowSource), t = Address(tileCounts);
         IntPtr dr = dropped is null ? IntPtr.Zero : Address(dropped), en = ends is null ? IntPtr.Zero : Address(ends), b = Address(balance);
-        void** ranks = stackalloc void*[] { &c, &n, &k, &e, &rows, &d, &t, &r };
-        Launch(Kernels.Function(device, "route_ranks"), device, (uint)tiles, threads, (uint)((threads / 32 + 1) * e * sizeof(int)), ranks);
-        void** rowArguments = stackalloc void*[] { &c, &n, &k, &e, &capacity, &alignment, &rows, &tiles, &t, &d, &counted, &dr, &en, &r, &scale, &b };
-        Launch(Kernels.Function(device, "route_rows"), device, (uint)tiles, threads, (uint)(3 * e * sizeof(int)), rowArguments);
+        IntPtr p = OrZero(probs), sums = OrZero(columnSums), aux = OrZero(auxLoss), g = OrZero(gates), w = OrZero(weights);
+        void** ranks = stackalloc void*[] { &c, &n, &k, &e, &rows, &d, &t, &r, &p, &sums };
+        Launch(Kernels.Function(device, "route_ranks"), device, ((uint)tiles, (uint)slices), threads, (uint)((threads / 32 + 1) * e * sizeof(int)), ranks);
+        void** rowArguments = stackalloc void*[] { &c, &n, &k, &e, &capacity, &alignment, &rows, &tiles, &slices, &t, &d, &counted, &dr, &en, &r, &scale, &b, &sums, &aux, &g, &w };
+        Launch(Kernels.Function(device, "route_rows"), device, (uint)tiles, threads, (uint)(3 * e * sizeof(int) + e * sizeof(float)), rowArguments);
         GC.KeepAlive(chosen);
-        return new SlotTable(destination, counts, dropped, ends, rowSource, balance);
+        GC.KeepAlive(probs);
+        GC.KeepAlive(gates);
+        return new SlotTable(destination, counts, dropped, ends, rowSource, balance, auxLoss, weights);
     }
+
+    static IntPtr OrZero(Tensor? tensor) => tensor is null ? IntPtr.Zero : Address(tensor);
 
     /// <summary>True when rows like <paramref name="rows"/> ([*, M], fp32 or bf16 on a GPU, M filling whole 16-byte
     /// packs) can be dispatched and combined by these kernels.</summary>

@@ -121,10 +121,11 @@ __device__ void gate_forward(const T* logits, float* probs, float* gates, i64* c
 
 // d = the probabilities' gradient plus each chosen gate's gradient at its expert; the softmax's backward is
 // p·(d − Σ d·p). The probabilities and choices are recomputed from the logits (saving outputs would cost memory).
-// Either gradient may be missing (null: zeros), as autograd leaves one no loss reached.
+// Either gradient may be missing (null: zeros), as autograd leaves one no loss reached. The probabilities' gradient
+// rows are probs_stride apart: 0 when every token has the same (the load-balancing loss's, one row broadcast).
 template <typename T>
-__device__ void gate_backward(const T* logits, const float* grad_probs, const float* grad_gates, T* grad_logits, i64 n,
-                              int e, int k) {
+__device__ void gate_backward(const T* logits, const float* grad_probs, i64 probs_stride, const float* grad_gates,
+                              T* grad_logits, i64 n, int e, int k) {
   i64 t = ((i64)blockIdx.x * blockDim.x + threadIdx.x) >> 5;
   int lane = threadIdx.x & 31;
   if (t >= n) return;
@@ -135,7 +136,7 @@ __device__ void gate_backward(const T* logits, const float* grad_probs, const fl
 #pragma unroll
   for (int i = 0; i < MAX_PER_LANE; i++) {
     int j = lane + 32 * i;
-    d[i] = j < e && grad_probs ? grad_probs[t * e + j] : 0.f;
+    d[i] = j < e && grad_probs ? grad_probs[t * probs_stride + j] : 0.f;
 #pragma unroll
     for (int r = 0; r < MAX_TOP_K; r++)
       if (r < k && grad_gates && g.chosen[r] == j) d[i] += grad_gates[t * k + r];
@@ -155,13 +156,54 @@ extern "C" __global__ void gate_forward_f32(const float* logits, float* probs, f
 extern "C" __global__ void gate_forward_bf16(const bf16* logits, float* probs, float* gates, i64* chosen, i64 n, int e, int k) {
   gate_forward(logits, probs, gates, chosen, n, e, k);
 }
-extern "C" __global__ void gate_backward_f32(const float* logits, const float* grad_probs, const float* grad_gates,
-                                             float* grad_logits, i64 n, int e, int k) {
-  gate_backward(logits, grad_probs, grad_gates, grad_logits, n, e, k);
+extern "C" __global__ void gate_backward_f32(const float* logits, const float* grad_probs, i64 probs_stride,
+                                             const float* grad_gates, float* grad_logits, i64 n, int e, int k) {
+  gate_backward(logits, grad_probs, probs_stride, grad_gates, grad_logits, n, e, k);
 }
-extern "C" __global__ void gate_backward_bf16(const bf16* logits, const float* grad_probs, const float* grad_gates,
-                                              bf16* grad_logits, i64 n, int e, int k) {
-  gate_backward(logits, grad_probs, grad_gates, grad_logits, n, e, k);
+extern "C" __global__ void gate_backward_bf16(const bf16* logits, const float* grad_probs, i64 probs_stride,
+                                              const float* grad_gates, bf16* grad_logits, i64 n, int e, int k) {
+  gate_backward(logits, grad_probs, probs_stride, grad_gates, grad_logits, n, e, k);
+}
+
+// The column sums of probs [n, e] over slice blockIdx.y of this tile's tokens (tile blockIdx.x holds tokens
+// blockIdx.x·blockDim … + blockDim, in gridDim.y slices), into sums[e]: warp w adds the slice's tokens w, w + warps, …
+// with lane l holding experts l, l + 32, …, eight tokens' loads in flight at a time; then the warps' partial sums are
+// added in warp order. Loads one after another in one block per tile took 8 µs at 4k tokens; in slices of 256 tokens
+// they take about one load's latency. `partial` is warps · e floats of shared memory, free when this starts.
+__device__ void tile_column_sums(const float* probs, i64 n, int e, float* sums, float* partial) {
+  const int warps = blockDim.x / 32, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const i64 length = (blockDim.x + gridDim.y - 1) / gridDim.y;
+  const i64 start = (i64)blockIdx.x * blockDim.x + blockIdx.y * length;
+  const i64 tile_end = (i64)blockIdx.x * blockDim.x + blockDim.x;
+  i64 end = start + length < tile_end ? start + length : tile_end;
+  if (end > n) end = n;
+  float sum[MAX_PER_LANE];
+#pragma unroll
+  for (int i = 0; i < MAX_PER_LANE; i++) {
+    const int y = lane + 32 * i;
+    float s = 0.f;
+    if (y < e) {
+      i64 t = start + warp;
+      for (; t + 7 * warps < end; t += 8 * warps) {
+        float v[8];
+#pragma unroll
+        for (int u = 0; u < 8; u++) v[u] = probs[(t + u * warps) * e + y];
+        s += ((v[0] + v[1]) + (v[2] + v[3])) + ((v[4] + v[5]) + (v[6] + v[7]));
+      }
+      for (; t < end; t += warps) s += probs[t * e + y];
+    }
+    sum[i] = s;
+  }
+  __syncthreads();  // the shared memory's earlier use is over
+#pragma unroll
+  for (int i = 0; i < MAX_PER_LANE; i++)
+    if (lane + 32 * i < e) partial[warp * e + lane + 32 * i] = sum[i];
+  __syncthreads();
+  for (int y = threadIdx.x; y < e; y += blockDim.x) {
+    float column = 0.f;
+    for (int w = 0; w < warps; w++) column += partial[w * e + y];
+    sums[y] = column;
+  }
 }
 
 // Slots and rows in two passes over the queue, in tiles of blockDim choices, one block per tile. Queue order is
@@ -169,11 +211,19 @@ extern "C" __global__ void gate_backward_bf16(const bf16* logits, const float* g
 // choices of its expert come before it in the queue.
 // Pass 1 (route_ranks): each choice's rank among its expert's choices in its tile (inside a warp equal experts find
 // each other with __match_any_sync; the warps' counts are scanned per expert), the tile's count per expert and its
-// count of first choices per expert (tile_counts[tile][2][e]); and zeroes row_source for pass 2.
+// count of first choices per expert (tile_counts[tile][2][e]); and zeroes row_source for pass 2. With probabilities
+// [N, e] (else null) also the tile's column sums of them in gridDim.y slices (column_sums[tile][slice][e]; the blocks
+// of the slices after the first do only that), from which pass 2 finishes the load-balancing loss: a fixed order of
+// sums, so the loss is the same in every run.
 // Shared memory: (warps + 1) · e ints.
 extern "C" __global__ void route_ranks(const i64* chosen, i64 n, int k, int e, i64 rows, i64* destination,
-                                       int* tile_counts, i64* row_source) {
+                                       int* tile_counts, i64* row_source, const float* probs, float* column_sums) {
   extern __shared__ int shared[];
+  float* slice_sums = probs ? column_sums + ((i64)blockIdx.x * gridDim.y + blockIdx.y) * e : 0;
+  if (blockIdx.y > 0) {  // whole blocks leave together
+    tile_column_sums(probs, n, e, slice_sums, (float*)shared);
+    return;
+  }
   const int warps = blockDim.x / 32, lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   int* warp_count = shared;          // [warps][e]
   int* first = shared + warps * e;   // [e]
@@ -204,6 +254,7 @@ extern "C" __global__ void route_ranks(const i64* chosen, i64 n, int k, int e, i
   for (int y = threadIdx.x; y < e; y += blockDim.x) tile[e + y] = first[y];
   __syncthreads();
   if (valid) destination[flat] = warp_count[warp * e + x] + before;  // rank in the tile, until pass 2
+  if (probs) tile_column_sums(probs, n, e, slice_sums, (float*)shared);
 }
 
 // Pass 2 (route_rows): slot = the expert's choices in earlier tiles + the rank in its tile; then the rows:
@@ -212,29 +263,41 @@ extern "C" __global__ void route_ranks(const i64* chosen, i64 n, int k, int e, i
 //                 where each expert's rows end.
 // row_source[row] is the (token·k + choice) a row holds, 0 for an empty row; counts[e] every expert's choices, and
 // balance[e] the counts the load-balancing loss weighs each expert's probabilities by (first choices for k ≤ 2, all
-// for more) times balance_scale, in fp32 as torch's long × double product gives them.
-// Shared memory: 3 · e ints.
+// for more) times balance_scale, in fp32 as torch's long × double product gives them. With pass 1's column sums (else
+// null) block 0 writes the loss, Σₑ balance[e] · Σ_tiles,slices column_sums[tile][slice][e], to aux. With gates (k = 1 and a capacity;
+// else null) weights[t] is the gate of a kept choice and 0 for a dropped one: the combine weights, without a kernel.
+// Shared memory: 3 · e ints and e floats.
 extern "C" __global__ void route_rows(const i64* chosen, i64 n, int k, int e, int capacity, int alignment, i64 rows,
-                                      int tiles, const int* tile_counts, i64* destination, i64* counts,
+                                      int tiles, int slices, const int* tile_counts, i64* destination, i64* counts,
                                       unsigned char* dropped, int* ends, i64* row_source, float balance_scale,
-                                      float* balance) {
+                                      float* balance, const float* column_sums, float* aux, const float* gates,
+                                      float* weights) {
   extern __shared__ int shared[];
   int* earlier = shared;     // [e]
   int* total = shared + e;   // [e]
   int* start = total + e;    // [e]
+  float* weighed = (float*)(start + e);  // [e] block 0: balance[e] · the column sum of e
   for (int y = threadIdx.x; y < e; y += blockDim.x) {
     int before = 0, all = 0, first = 0;
+    float column = 0.f;
     for (int t = 0; t < tiles; t++) {
       int c = tile_counts[(i64)t * 2 * e + y];
       if (t < (int)blockIdx.x) before += c;
       all += c;
       first += tile_counts[(i64)t * 2 * e + e + y];
     }
+    if (blockIdx.x == 0 && column_sums) {
+      const int parts = tiles * slices;  // [tile][slice], added in order with eight loads in flight
+#pragma unroll 8
+      for (int q = 0; q < parts; q++) column += column_sums[(i64)q * e + y];
+    }
     earlier[y] = before;
     total[y] = all;
     if (blockIdx.x == 0) {
       counts[y] = all;
-      balance[y] = (float)(k <= 2 ? first : all) * balance_scale;
+      float weight = (float)(k <= 2 ? first : all) * balance_scale;
+      balance[y] = weight;
+      weighed[y] = weight * column;
     }
   }
   __syncthreads();
@@ -245,6 +308,12 @@ extern "C" __global__ void route_rows(const i64* chosen, i64 n, int k, int e, in
       sum += alignment > 1 ? (total[y] + alignment - 1) / alignment * alignment : total[y];
       if (blockIdx.x == 0) ends[y] = sum;
     }
+  }
+  if (blockIdx.x == 0 && column_sums && threadIdx.x < 32) {
+    float loss = 0.f;
+    for (int y = threadIdx.x; y < e; y += 32) loss += weighed[y];
+    loss = warp_sum(loss);
+    if (threadIdx.x == 0) *aux = loss;
   }
   __syncthreads();
   i64 i = (i64)blockIdx.x * blockDim.x + threadIdx.x;
@@ -257,6 +326,7 @@ extern "C" __global__ void route_rows(const i64* chosen, i64 n, int k, int e, in
     bool keep = slot < capacity;
     row = keep ? (i64)x * capacity + slot : rows;
     if (dropped) dropped[flat] = keep ? 0 : 1;
+    if (weights) weights[flat] = keep ? gates[flat] : 0.f;
   } else {
     row = start[x] + slot;
   }

@@ -70,6 +70,12 @@ public sealed class RoutingTable
     /// <summary>Rows of the packed buffer when they include padding between experts (null: one per assignment).</summary>
     public long? PackedRows { get; init; }
 
+    /// <summary>
+    /// Where the fused dispatch hands the tokens' gradient to the fused gate's backward, and the gate output the dispatch
+    /// takes as an input so that the gate's backward waits for its own (null: the dispatch returns the gradient).
+    /// </summary>
+    public (DispatchGradientLink Link, Tensor Anchor)? GradientLink { get; init; }
+
     public required Func<Tensor> AuxLossSource { get; init; }
     public required Func<Tensor> ZLossSource { get; init; }
     public required Func<Tensor> LoadSource { get; init; }

@@ -23,8 +23,9 @@ public static class ScanRouter
     {
         long n = x.shape[0];
         int g = (int)(n / groups), e = settings.Experts, k = settings.TopK;
-        var (logits, probs, gates, chosen) = Gate(x, weight, settings);
-        if (groups == 1 && RouteWithKernel(settings, training, packDropless, roomForEveryToken, groupAlignment, logits, probs, gates, chosen) is { } fused)
+        // One routing group on a GPU routes with the slot kernels, whose table links the dispatch's backward to the gate's.
+        var (logits, probs, gates, chosen, link) = Gate(x, weight, settings, linkDispatch: groups == 1);
+        if (groups == 1 && RouteWithKernel(settings, training, packDropless, roomForEveryToken, groupAlignment, logits, probs, gates, chosen, link) is { } fused)
             return fused;
 
         // Choices ordered (group, choice rank, position): all first choices queue before any second choice.
@@ -128,7 +129,7 @@ public static class ScanRouter
     /// none here, or a dropless layout that reads the sizes back.
     /// </summary>
     static RoutingTable? RouteWithKernel(GateSettings settings, bool training, bool packDropless, bool roomForEveryToken, int groupAlignment,
-        Tensor logits, Tensor probs, Tensor gates, Tensor chosen)
+        Tensor logits, Tensor probs, Tensor gates, Tensor chosen, DispatchGradientLink? link)
     {
         int e = settings.Experts, k = settings.TopK, capacity;
         if (!RoutingKernels.SupportsSlots(chosen, e)) return null;
@@ -154,14 +155,18 @@ public static class ScanRouter
         {
             return null;
         }
-        var slots = RoutingKernels.Slots(chosen, e, capacity, groupAlignment, rows, LoadBalancingLoss.Scale(e, 1, n, k));
+        // The slot kernels also finish the load-balancing loss and, for one choice with a capacity, the combine weights.
+        var slots = RoutingKernels.Slots(chosen, e, capacity, groupAlignment, rows, LoadBalancingLoss.Scale(e, 1, n, k), probs,
+            settings.DropTokens ? gates : null);
         Tensor? dropped = settings.DropTokens ? slots.Dropped : null;
         var all = slots.Counts;
         return new RoutingTable
         {
             Experts = chosen,
             Destination = slots.Destination,
-            WeightsSource = () => CombineWeights(gates, dropped, k),
+            WeightsSource = () => slots.Weights is { } masked
+                ? AttachedGradient.Apply(gates, masked, KeptOnly(dropped!))
+                : CombineWeights(gates, dropped, k),
             // The fused combine skips dropped choices and gives their weights no gradient: one choice needs no mask.
             CombineGates = k == 1 ? gates : null,
             ExpertCount = e,
@@ -172,12 +177,21 @@ public static class ScanRouter
             SegmentEnds = slots.Ends,
             PackedRows = layout == ExpertBufferLayout.Packed ? rows : null,
             RowSource = slots.RowSource,
+            GradientLink = link is null || !gates.requires_grad ? null : (link, gates),
             LoadSource = () => all,
             KeptSource = () => settings.DropTokens ? all.clamp_max(capacity) : all,
-            AuxLossSource = () => LoadBalancingLoss.FromWeighted(probs, slots.Balance),
+            // Its gradient is balance[e] · the loss's for every token: one row, broadcast (the gate's backward reads it so).
+            AuxLossSource = () => AttachedGradient.Apply(probs, slots.AuxLoss!, Broadcast(slots.Balance, n)),
             ZLossSource = () => ZLoss(logits),
         };
     }
+
+    // The gradients attached to the slot kernels' values capture only what they need: a lambda written inline would
+    // share the method's closure, which holds the values themselves, and their autograd nodes would keep it (a cycle
+    // that no collection frees).
+    static Func<Tensor, Tensor> KeptOnly(Tensor dropped) => gradient => gradient.masked_fill(dropped, 0);
+
+    static Func<Tensor, Tensor> Broadcast(Tensor balance, long n) => gradient => (balance * gradient).expand(n, balance.shape[0]);
 
     /// <summary>Slots per expert in a routing group of <paramref name="groupTokens"/> tokens.</summary>
     static int CapacityOf(GateSettings settings, int groupTokens, bool training) =>
@@ -210,26 +224,35 @@ public static class ScanRouter
     public static (Tensor Weights, Tensor Chosen) Choose(Tensor x, Tensor weight, GateSettings settings)
     {
         int k = settings.TopK;
-        var (_, _, gates, chosen) = Gate(x, weight, settings);
+        var (_, _, gates, chosen, _) = Gate(x, weight, settings);
         return (k == 1 ? gates : gates / gates.sum(1, keepdim: true), chosen);
     }
 
-    /// <summary>Logits x·Wᵀ and their softmax in fp32, and the top-k of it: one fused kernel on a GPU (<see cref="FusedGate"/>).</summary>
-    static (Tensor Logits, Tensor Probs, Tensor Gates, Tensor Chosen) Gate(Tensor x, Tensor weight, GateSettings settings)
+    /// <summary>
+    /// Logits x·Wᵀ and their softmax in fp32, and the top-k of it: one fused kernel on a GPU (<see cref="FusedGate"/>). With
+    /// <paramref name="linkDispatch"/>, when the router multiplies x itself, its backward also takes the dispatch's
+    /// gradient of x through the link it returns (else null).
+    /// </summary>
+    static (Tensor Logits, Tensor Probs, Tensor Gates, Tensor Chosen, DispatchGradientLink? Link) Gate(Tensor x, Tensor weight, GateSettings settings, bool linkDispatch = false)
     {
         int k = settings.TopK;
         var input = RouterInput.Of(x, settings);
-        var product = RouterInput.Product(input, weight);
-        if (RoutingKernels.Supports(product, k))
+        var cast = weight.to_type(input.dtype);
+        if (RoutingKernels.Supports(input, settings.Experts, k))
         {
-            var (fusedProbs, fusedGates, fusedChosen) = FusedGate.Apply(product, k);
-            return (product, fusedProbs, fusedGates, fusedChosen);
+            // The same GEMM as the linear layer's; its gradients are the fused gate's.
+            Tensor product;
+            using (torch.no_grad()) product = nn.functional.linear(input, cast);
+            // Linked only when the router multiplies the tokens themselves (a cast has its own backward).
+            var link = linkDispatch && ReferenceEquals(input, x) ? new DispatchGradientLink(x) : null;
+            var (fusedLogits, fusedProbs, fusedGates, fusedChosen) = FusedGate.Apply(product, input, cast, k, link);
+            return (fusedLogits, fusedProbs, fusedGates, fusedChosen, link);
         }
-        var logits = product.to_type(input.AccumulationType());
+        var logits = RouterInput.Product(input, cast).to_type(input.AccumulationType());
         var probs = logits.softmax(-1);
         // One choice is a max: one reduction where top-k launches a radix select (13 µs at 4k tokens on an H200).
         var (gates, chosen) = k == 1 ? probs.max(1, keepdim: true) : probs.topk(k, dim: 1);
-        return (logits, probs, gates, chosen);
+        return (logits, probs, gates, chosen, null);
     }
 
     static Tensor PaddedRow(Tensor chosen, Tensor slot, int groups, int g, int capacity)

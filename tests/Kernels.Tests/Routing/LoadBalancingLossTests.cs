@@ -30,9 +30,10 @@ public class LoadBalancingLossTests
         expected *= experts;
 
         double general = LoadBalancingLoss.Compute(probs, routed.unsqueeze(0), 1, topK).item<float>();
-        // route_rows writes (float)count · (float)scale, as torch's long × double product does.
+        // route_rows weighs each expert's column sum of the probabilities by (float)count · (float)scale, as torch's
+        // long × double product gives it.
         using var scaled = routed.to_type(ScalarType.Float32).mul((float)LoadBalancingLoss.Scale(experts, 1, tokens, topK));
-        double fromScaledCounts = LoadBalancingLoss.FromWeighted(probs, scaled).item<float>();
+        double fromScaledCounts = (probs.sum(dim: 0) * scaled).sum().item<float>();
 
         Assert.Equal(expected, general, 1e-5);
         Assert.Equal(general, fromScaledCounts, 1e-6);
