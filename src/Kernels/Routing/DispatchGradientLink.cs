@@ -20,11 +20,12 @@ public sealed class DispatchGradientLink(Tensor tokens)
     /// <summary>The tokens the router and the dispatch both read.</summary>
     public Tensor Tokens { get; } = tokens;
 
-    /// <summary>The dispatch's backward: the tokens' gradient, owned by the link until taken.</summary>
+    /// <summary>The dispatch's backward: the tokens' gradient, owned by the link until taken (summed when a table is
+    /// dispatched more than once).</summary>
     internal void Hand(Tensor gradient)
     {
-        handed?.Dispose();
-        handed = gradient.DetachFromDisposeScope();
+        if (handed is null) handed = gradient.DetachFromDisposeScope();
+        else handed.add_(gradient);
     }
 
     /// <summary>The gate's backward: the dispatch's gradient of the tokens (null when the dispatch had none), now the caller's.</summary>
