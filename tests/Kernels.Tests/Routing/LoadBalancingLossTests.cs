@@ -6,8 +6,8 @@ namespace Orleans.MoE.Kernels.Tests.Routing;
 
 /// <summary>
 /// The load-balancing loss against its definition (E · Σₑ meanₜ(pₑ) · fₑ, DeepSpeed's; for k &gt; 2 the fraction of all
-/// k choices, scaled as topkgating does), and the routing kernels' form — counts already scaled (<c>route_rows</c>'s
-/// balance output, emulated here on the CPU) — against the general one.
+/// k choices, scaled as topkgating does), and the routing kernels' form — each expert's column sum of the probabilities
+/// times its count already scaled (what <c>route_rows</c> adds up, emulated here on the CPU) — against the general one.
 /// </summary>
 public class LoadBalancingLossTests
 {
