@@ -38,8 +38,9 @@ sealed unsafe class CudaModule(string source, IReadOnlyList<string> functions, b
         CudaDriver.Check(CudaDriver.cuLaunchKernel(function, blocks.X, blocks.Y, 1, (uint)threads, 1, 1, sharedBytes, CudaGraphLibrary.CurrentStream(ordinal), arguments, null), "cuLaunchKernel");
     }
 
-    /// <summary>The device address of <paramref name="tensor"/>'s data (zero when it has none).</summary>
-    public static IntPtr Address(Tensor tensor) => tensor.numel() == 0 ? IntPtr.Zero : TensorPointer.Of(tensor, "a fused kernel's tensor");
+    /// <summary>The device address of <paramref name="tensor"/>'s data (zero when it has none, or is missing: a kernel's
+    /// optional argument).</summary>
+    public static IntPtr Address(Tensor? tensor) => tensor is null || tensor.numel() == 0 ? IntPtr.Zero : TensorPointer.Of(tensor, "a fused kernel's tensor");
 
     Loaded For(Device device) => devices.GetOrAdd(CudaDriver.OrdinalOf(device), o => new Lazy<Loaded>(() => Build(o))).Value;
 

@@ -171,8 +171,8 @@ public static unsafe class HopperExpertGemm
             ? TensorMap.Bf16Rows(CudaModule.Address(weights), experts * k, n, NMajorWeightBox)
             : TensorMap.Bf16Rows(CudaModule.Address(weights), experts * n, k, swapped ? SwappedColumns : KMajorWeightBox);
         var (firstMap, secondMap) = swapped ? (weightsMap, rowsMap) : (rowsMap, weightsMap);
-        IntPtr outAddress = CudaModule.Address(output), preAddress = pre is null ? IntPtr.Zero : CudaModule.Address(pre);
-        IntPtr tableAddress = table is null ? IntPtr.Zero : CudaModule.Address(table), endsAddress = CudaModule.Address(ends);
+        IntPtr outAddress = CudaModule.Address(output), preAddress = CudaModule.Address(pre);
+        IntPtr tableAddress = CudaModule.Address(table), endsAddress = CudaModule.Address(ends);
         int groups = (int)experts, columns = (int)n, inner = (int)k;
         void** arguments = stackalloc void*[] { &firstMap, &secondMap, &outAddress, &preAddress, &tableAddress, &endsAddress, &groups, &columns, &inner };
         CudaModule.Launch(Kernels.Function(a.device, kernel), a.device, state.Multiprocessors, swapped ? SwappedThreads : Threads,

@@ -86,7 +86,7 @@ public static unsafe class RoutingKernels
         long probsStride = broadcast ? 0 : e;
         gatesGradient = gatesGradient?.to_type(ScalarType.Float32).contiguous();
         IntPtr l = Address(logits), o = Address(gradient);
-        IntPtr gp = OrZero(probsGradient), gg = OrZero(gatesGradient);
+        IntPtr gp = Address(probsGradient), gg = Address(gatesGradient);
         void** arguments = stackalloc void*[] { &l, &gp, &probsStride, &gg, &o, &n, &e, &k };
         LaunchPerRow("gate_backward", logits, n, arguments);
         GC.KeepAlive(logits);
@@ -143,8 +143,8 @@ public static unsafe class RoutingKernels
         gates = k == 1 && capacity > 0 ? gates?.to_type(ScalarType.Float32).contiguous() : null;
         var weights = gates is null ? null : torch.empty(n, 1, dtype: ScalarType.Float32, device: device);
         IntPtr c = Address(chosen), d = Address(destination), counted = Address(counts), r = Address(rowSource), t = Address(tileCounts);
-        IntPtr dr = dropped is null ? IntPtr.Zero : Address(dropped), en = ends is null ? IntPtr.Zero : Address(ends), b = Address(balance);
-        IntPtr p = OrZero(probs), sums = OrZero(columnSums), aux = OrZero(auxLoss), g = OrZero(gates), w = OrZero(weights);
+        IntPtr dr = Address(dropped), en = Address(ends), b = Address(balance);
+        IntPtr p = Address(probs), sums = Address(columnSums), aux = Address(auxLoss), g = Address(gates), w = Address(weights);
         void** ranks = stackalloc void*[] { &c, &n, &k, &e, &rows, &d, &t, &r, &p, &sums };
         Launch(Kernels.Function(device, "route_ranks"), device, ((uint)tiles, (uint)slices), threads, (uint)((threads / 32 + 1) * e * sizeof(int)), ranks);
         void** rowArguments = stackalloc void*[] { &c, &n, &k, &e, &capacity, &alignment, &rows, &tiles, &slices, &t, &d, &counted, &dr, &en, &r, &scale, &b, &sums, &aux, &g, &w };
@@ -154,8 +154,6 @@ public static unsafe class RoutingKernels
         GC.KeepAlive(gates);
         return new SlotTable(destination, counts, dropped, ends, rowSource, balance, auxLoss, weights);
     }
-
-    static IntPtr OrZero(Tensor? tensor) => tensor is null ? IntPtr.Zero : Address(tensor);
 
     /// <summary>True when rows like <paramref name="rows"/> ([*, M], fp32 or bf16 on a GPU, M filling whole 16-byte
     /// packs) can be dispatched and combined by these kernels.</summary>

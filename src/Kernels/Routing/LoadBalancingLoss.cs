@@ -22,6 +22,12 @@ public static class LoadBalancingLoss
     }
 
     /// <summary>
+    /// One routing group's loss from counts already scaled (<paramref name="weighted"/> [E] fp32: the routing kernels'
+    /// <c>Balance</c>) where the kernels did not finish it: two kernels.
+    /// </summary>
+    public static Tensor FromWeighted(Tensor probs, Tensor weighted) => (probs * weighted).sum();
+
+    /// <summary>
     /// What each counted choice weighs: mean over groups of E · Σₑ meanₜ(p) · routed / choices counted = Σ over every
     /// probability of p · routed · scale, so the scale folds into the counts as they become floats.
     /// </summary>

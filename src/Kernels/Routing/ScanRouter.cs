@@ -155,9 +155,11 @@ public static class ScanRouter
         {
             return null;
         }
-        // The slot kernels also finish the load-balancing loss and, for one choice with a capacity, the combine weights.
-        var slots = RoutingKernels.Slots(chosen, e, capacity, groupAlignment, rows, LoadBalancingLoss.Scale(e, 1, n, k), probs,
-            settings.DropTokens ? gates : null);
+        // Where a gradient can reach them (training), the slot kernels also finish the load-balancing loss and, for one
+        // choice with a capacity, the combine weights; elsewhere (inference) both are made only if something reads them.
+        bool finish = probs.requires_grad;
+        var slots = RoutingKernels.Slots(chosen, e, capacity, groupAlignment, rows, LoadBalancingLoss.Scale(e, 1, n, k),
+            finish ? probs : null, finish && settings.DropTokens ? gates : null);
         Tensor? dropped = settings.DropTokens ? slots.Dropped : null;
         var all = slots.Counts;
         return new RoutingTable
@@ -181,7 +183,9 @@ public static class ScanRouter
             LoadSource = () => all,
             KeptSource = () => settings.DropTokens ? all.clamp_max(capacity) : all,
             // Its gradient is balance[e] · the loss's for every token: one row, broadcast (the gate's backward reads it so).
-            AuxLossSource = () => AttachedGradient.Apply(probs, slots.AuxLoss!, Broadcast(slots.Balance, n)),
+            AuxLossSource = () => slots.AuxLoss is { } aux
+                ? AttachedGradient.Apply(probs, aux, Broadcast(slots.Balance, n))
+                : LoadBalancingLoss.FromWeighted(probs, slots.Balance),
             ZLossSource = () => ZLoss(logits),
         };
     }
@@ -243,8 +247,8 @@ public static class ScanRouter
             // The same GEMM as the linear layer's; its gradients are the fused gate's.
             Tensor product;
             using (torch.no_grad()) product = nn.functional.linear(input, cast);
-            // Linked only when the router multiplies the tokens themselves (a cast has its own backward).
-            var link = linkDispatch && ReferenceEquals(input, x) ? new DispatchGradientLink(x) : null;
+            // Linked only when a backward can run and the router multiplies the tokens themselves (a cast has its own).
+            var link = linkDispatch && torch.is_grad_enabled() && ReferenceEquals(input, x) ? new DispatchGradientLink(x) : null;
             var (fusedLogits, fusedProbs, fusedGates, fusedChosen) = FusedGate.Apply(product, input, cast, k, link);
             return (fusedLogits, fusedProbs, fusedGates, fusedChosen, link);
         }
