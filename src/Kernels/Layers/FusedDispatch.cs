@@ -23,7 +23,7 @@ public sealed class FusedDispatch : autograd.SingleTensorFunction<FusedDispatch>
     public static Tensor Apply(Tensor tokens, Tensor rowSource, Tensor destination, int k, long rows, (DispatchGradientLink Link, Tensor Anchor)? link = null)
     {
         if (!torch.is_grad_enabled() || !tokens.requires_grad) return RoutingKernels.DispatchForward(tokens, rowSource, destination, k, rows);
-        return link is var (linked, anchor) && anchor.requires_grad && ReferenceEquals(linked.Tokens, tokens)
+        return link is var (linked, anchor) && ReferenceEquals(linked.Tokens, tokens)
             ? apply(tokens, rowSource, destination, k, rows, linked, anchor)
             : apply(tokens, rowSource, destination, k, rows);
     }

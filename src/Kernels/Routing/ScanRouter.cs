@@ -241,18 +241,18 @@ public static class ScanRouter
     {
         int k = settings.TopK;
         var input = RouterInput.Of(x, settings);
-        var cast = weight.to_type(input.dtype);
         if (RoutingKernels.Supports(input, settings.Experts, k))
         {
+            var cast = weight.to_type(input.dtype);
             // The same GEMM as the linear layer's; its gradients are the fused gate's.
             Tensor product;
-            using (torch.no_grad()) product = nn.functional.linear(input, cast);
+            using (torch.no_grad()) product = RouterInput.Product(input, cast);
             // Linked only when a backward can run and the router multiplies the tokens themselves (a cast has its own).
             var link = linkDispatch && torch.is_grad_enabled() && ReferenceEquals(input, x) ? new DispatchGradientLink(x) : null;
             var (fusedLogits, fusedProbs, fusedGates, fusedChosen) = FusedGate.Apply(product, input, cast, k, link);
             return (fusedLogits, fusedProbs, fusedGates, fusedChosen, link);
         }
-        var logits = RouterInput.Product(input, cast).to_type(input.AccumulationType());
+        var logits = RouterInput.Logits(input, weight);
         var probs = logits.softmax(-1);
         // One choice is a max: one reduction where top-k launches a radix select (13 µs at 4k tokens on an H200).
         var (gates, chosen) = k == 1 ? probs.max(1, keepdim: true) : probs.topk(k, dim: 1);
