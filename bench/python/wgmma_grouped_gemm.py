@@ -63,14 +63,16 @@ class TensorMap:
 class Kernels:
     """expert_gemm.cu as a cubin, its GELU tables built, each product launched as HopperExpertGemm.cs launches it."""
 
-    def __init__(self, ends, substitutions=()):
-        """substitutions: (old, new) text replaced in the source before it is built (kernels the layer does not use)."""
+    def __init__(self, ends, substitutions=(), extra_source=None):
+        """substitutions: (old, new) text replaced in the source before it is built (kernels the layer does not use);
+        extra_source: a file compiled after it in the same translation unit (a probe using its helpers)."""
         folder = tempfile.mkdtemp()
         cubin, source = os.path.join(folder, "expert_gemm.cubin"), os.path.join(folder, "expert_gemm.cu")
         text = open(SOURCE).read()
         for old, new in substitutions:
             if old not in text: raise SystemExit(f"substitution target not in the source: {old}")
             text = text.replace(old, new)
+        if extra_source: text += open(extra_source).read()
         open(source, "w").write(text)
         build = subprocess.run(["nvcc", "-O3", "-std=c++17", "-gencode", "arch=compute_90a,code=sm_90a", "-cubin",
                                 "-Xptxas", "-v", "-o", cubin, source], capture_output=True, text=True)

@@ -103,9 +103,10 @@ __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_grou
 __device__ __forceinline__ void wgmma_wait_one() { asm volatile("wgmma.wait_group.sync.aligned 1;" ::: "memory"); }
 __device__ __forceinline__ void wgmma_wait_all() { asm volatile("wgmma.wait_group.sync.aligned 0;" ::: "memory"); }
 
-// One warpgroup's 64×256 slice of a 64×256×16 product accumulated into d (scale_d 0 overwrites it); TransB 1 reads B
-// from an N-major tile, 0 from a K-major one.
-template <int TransB>
+// One warpgroup's 64×256 slice of a 64×256×16 product accumulated into d (scale_d 0 overwrites it); TransA 1 reads A
+// from an M-major tile (64×64 boxes of [K, M]), 0 from a K-major one; TransB 1 reads B from an N-major tile, 0 from a
+// K-major one.
+template <int TransA, int TransB>
 __device__ __forceinline__ void wgmma_64x256x16(float (&d)[128], u64 a, u64 b, int scale_d) {
   asm volatile(
       "{\n"
@@ -113,7 +114,7 @@ __device__ __forceinline__ void wgmma_64x256x16(float (&d)[128], u64 a, u64 b, i
       "setp.ne.b32 p, %130, 0;\n"
       "wgmma.mma_async.sync.aligned.m64n256k16.f32.bf16.bf16 "
       "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, %44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, %66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87, %88, %89, %90, %91, %92, %93, %94, %95, %96, %97, %98, %99, %100, %101, %102, %103, %104, %105, %106, %107, %108, %109, %110, %111, %112, %113, %114, %115, %116, %117, %118, %119, %120, %121, %122, %123, %124, %125, %126, %127}, "
-      "%128, %129, p, 1, 1, 0, %131;\n"
+      "%128, %129, p, 1, 1, %131, %132;\n"
       "}\n"
       : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3]), "+f"(d[4]), "+f"(d[5]), "+f"(d[6]), "+f"(d[7]),
         "+f"(d[8]), "+f"(d[9]), "+f"(d[10]), "+f"(d[11]), "+f"(d[12]), "+f"(d[13]), "+f"(d[14]), "+f"(d[15]),
@@ -131,7 +132,7 @@ __device__ __forceinline__ void wgmma_64x256x16(float (&d)[128], u64 a, u64 b, i
         "+f"(d[104]), "+f"(d[105]), "+f"(d[106]), "+f"(d[107]), "+f"(d[108]), "+f"(d[109]), "+f"(d[110]), "+f"(d[111]),
         "+f"(d[112]), "+f"(d[113]), "+f"(d[114]), "+f"(d[115]), "+f"(d[116]), "+f"(d[117]), "+f"(d[118]), "+f"(d[119]),
         "+f"(d[120]), "+f"(d[121]), "+f"(d[122]), "+f"(d[123]), "+f"(d[124]), "+f"(d[125]), "+f"(d[126]), "+f"(d[127])
-      : "l"(a), "l"(b), "r"(scale_d), "n"(TransB));
+      : "l"(a), "l"(b), "r"(scale_d), "n"(TransA), "n"(TransB));
 }
 
 struct Tile {
@@ -295,10 +296,10 @@ __device__ __forceinline__ void consume(Shared& s, int groups, int column_tiles,
       const bf16* a = s.a[stage] + consumer * 64 * kBlockK;
 #pragma unroll
       for (int kk = 0; kk < kBlockK / 16; ++kk)
-        wgmma_64x256x16<NMajor ? 1 : 0>(acc, matrix_descriptor(a + kk * 16, 16),
-                                        NMajor ? matrix_descriptor(s.b[stage] + kk * 16 * 64, 8192)
-                                               : matrix_descriptor(s.b[stage] + kk * 16, 16),
-                                        kb > 0 || kk > 0);
+        wgmma_64x256x16<0, NMajor ? 1 : 0>(acc, matrix_descriptor(a + kk * 16, 16),
+                                           NMajor ? matrix_descriptor(s.b[stage] + kk * 16 * 64, 8192)
+                                                  : matrix_descriptor(s.b[stage] + kk * 16, 16),
+                                           kb > 0 || kk > 0);
       wgmma_commit();
       wgmma_wait_one();
       if (previous >= 0 && lane == 0) barrier_arrive(&s.empty[previous]);
