@@ -1,6 +1,6 @@
 // A grouped weight-gradient GEMM for Hopper, a probe that the layer does not use (bench/results/
-// wgmma-weight-gradient-h200.md: it matched libtorch's grouped GEMM at E16 k1, beat it by 8–15 % at E64's 256 tokens an
-// expert, lost 8 % at E16 k2 and 5–10 % to cuBLAS's batched GEMM on every capacity buffer, so no path of the layer got
+// wgmma-weight-gradient-h200.md: 4–15 % faster than libtorch's grouped GEMM at E64's 256 tokens an expert, 3–15 % slower
+// at E16 k1 and k2, and 0–28 % slower than cuBLAS's batched GEMM on the capacity buffers, so no path of the layer got
 // faster). It is compiled after src/Kernels/Native/expert_gemm.cu in one translation unit and uses that file's helpers
 // (barriers, TMA loads, descriptors, wgmma): bench/python/wgmma_weight_gradient.py builds and times it.
 //
@@ -8,11 +8,11 @@
 // gradient, h with dy W2's). libtorch's grouped GEMM runs these with its groups along K at half its forward's rate
 // when the groups are short (E64: 256 tokens an expert; bench/results/grouped-mm-backward-h200.txt). Here a 128×256
 // tile of one expert's [P, Q] walks that expert's tokens in 64-token steps, both operands read token-major (wgmma's
-// transposed A and B, 64×64 boxes as expert_gemm.cu's N-major weights), and the ring runs on across tiles, so a short group
-// does not drain and refill it. A group's last step may hold the next group's rows: each consumer zeroes those rows
-// of its A box, so they multiply zeros (all four k16 steps still run: skipping those wholly past the end made ptxas
-// serialize every wgmma of the kernel). Every output tile is whole, so the epilogue is four box stores by the copy
-// engine from a swizzled staging tile, issued by one thread.
+// transposed A and B, 64×64 boxes as expert_gemm.cu's N-major weights), and the ring runs on across tiles, so a short
+// group does not drain and refill it. A group's last step may hold the next group's rows: each consumer zeroes those
+// rows of its A box, so they multiply zeros (all four k16 steps still run: skipping those wholly past the end made
+// ptxas serialize every wgmma of the kernel). Every output tile is whole, so the epilogue is four box stores by the
+// copy engine from a swizzled staging tile, issued by one thread.
 
 namespace {
 
@@ -37,8 +37,8 @@ struct WeightTile {
 };
 
 // Tiles run expert by expert, and inside an expert in bands of kWeightBand row tiles, column by column, so that the
-// CTAs running at once (132 on an H200) read ~8 row strips of the rows and ~16 column strips of the gradient from L2:
-// row by row they read every column strip (all of an E16 k2 expert's gradient, 32 MB).
+// CTAs running at once (132 on an H200) share ~8 row strips of the rows and ~16 column strips of the gradient in L2
+// rather than every column strip (all of an E16 k2 expert's gradient, 32 MB); bands of 4, 8 and 16 and no bands ran alike.
 constexpr int kWeightBand = 8;
 
 __device__ __forceinline__ WeightTile locate_weight(int tile, const int* ends, int row_tiles, int column_tiles) {
@@ -151,9 +151,9 @@ __device__ __forceinline__ void drain_weight(WeightShared& s, const TensorMap* o
 
 }  // namespace
 
-// a_map the rows [R, P] and b_map the gradient [R, Q], both in 64×64 boxes; out_map the
-// output [E·P, Q] in 128×64 boxes; ends [groups] int32; P a multiple of 128, Q of 256. Launch: one CTA per
-// multiprocessor, 384 threads, the weight gradients' shared bytes.
+// a_map the rows [R, P] and b_map the gradient [R, Q], both in 64×64 boxes; out_map the output [E·P, Q] in 128×64
+// boxes; ends [groups] int32; P a multiple of 128, Q of 256. Launch: one CTA per multiprocessor, 384 threads,
+// expert_weight_gradient_shared_bytes.
 extern "C" __global__ void __launch_bounds__(384, 1)
     expert_gemm_weight_gradient(const __grid_constant__ TensorMap a_map, const __grid_constant__ TensorMap b_map,
                                 const __grid_constant__ TensorMap out_map, const int* ends, int groups, int p, int q) {
@@ -162,8 +162,8 @@ extern "C" __global__ void __launch_bounds__(384, 1)
   const int warpgroup = threadIdx.x / 128, warp = (threadIdx.x % 128) / 32, lane = threadIdx.x % 32;
   initialize(s, ends, groups, 1);
   const int row_tiles = p / kBlockM, column_tiles = q / kBlockN, total = groups * row_tiles * column_tiles;
-  // The producer and the drain need few registers; the consumers' 128 accumulators and the tail's bookkeeping spilled
-  // at the 168 a thread that 384 threads get alike, so warpgroup 0 hands registers over (40 + 2 · 232 = 3 · 168).
+  // The producer and the drain need few registers, so warpgroup 0 hands its share to the consumers (40 + 2 · 232 =
+  // 3 · 168): at the 168 a thread that 384 threads get alike, the first version spilled its accumulators.
   if (warpgroup == 0) {
     asm volatile("setmaxnreg.dec.sync.aligned.u32 40;" ::: "memory");
     if (warp == 0) {
