@@ -50,8 +50,8 @@ def small_check(kernels, maps, shared):
     for sizes, p, q in [([100, 0, 37, 300], 256, 512), ([1, 15, 16, 17, 63, 64, 65, 0, 129], 128, 256), ([0, 0, 7], 128, 256)]:
         total = sum(sizes)
         a, b = torch.randn(total, p, **bf), torch.randn(total, q, **bf)
-        # NaN in rows outside every group's span would show up if a tail step read them unmasked: none here, but the
-        # next group's rows are random, so a missed mask shows as an error.
+        # The output starts as NaN, so a tile left unwritten (an empty group's) fails the check, and so does a tail step
+        # that multiplied the next group's rows unmasked.
         ends = torch.tensor(sizes, device="cuda").cumsum(0).to(torch.int32)
         out = torch.full((len(sizes), p, q), float("nan"), **bf)
         weight_gradient(kernels, a, b, ends, out, maps, shared)
