@@ -55,18 +55,22 @@ if (options.TryGetValue("profile", out var profiled))
 {
     // For a kernel profiler (ncu --graph-profiling node): the graphed layer of one shape with the bf16 router (the
     // headline variant), capacity then dropless, two forward+backward replays each after capture; the profiler's last
-    // kernels are the replays'.
+    // kernels are the replays'. Gradients are dropped before each step as in the timed loop: kept, each backward would
+    // add into them (at E16 k1 four eager adds, 0.78 ms, that the timed layer never runs).
     var (target, _, _) = BenchShape.Targets.Single(t => t.Shape.Name == profiled);
     var shape = gpu ? target : target.Scaled(8);
     foreach (bool dropTokens in new[] { true, false })
     {
         using var scope = torch.NewDisposeScope();
         torch.manual_seed(1);
-        using var graphed = new GraphedLayer(BenchLayers.Build(shape, dropTokens, device, dtype, routerInComputeDtype: true), dropTokens ? "capacity 1.25" : "dropless", [shape.Tokens, shape.DModel], dtype, device);
+        var layer = BenchLayers.Build(shape, dropTokens, device, dtype, routerInComputeDtype: true);
+        using var graphed = new GraphedLayer(layer, dropTokens ? "capacity 1.25" : "dropless", [shape.Tokens, shape.DModel], dtype, device);
         var x = torch.randn(shape.Tokens, shape.DModel, device: device).to_type(dtype).requires_grad_();
         var gradient = torch.randn(shape.Tokens, shape.DModel, device: device).to_type(dtype);
         for (int i = 0; i < 3; i++)
         {
+            layer.zero_grad(set_to_none: true);
+            x.grad = null!;
             using var step = torch.NewDisposeScope();
             var r = graphed.Forward(x);
             torch.autograd.backward([r.Output, r.AuxLoss], [gradient, torch.full([], 0.01, device: device)]);
