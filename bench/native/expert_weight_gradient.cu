@@ -16,17 +16,14 @@
 
 namespace {
 
-// expert_gemm.cu's ring: 64-token stages, three beside the staging tile. Six stages of 32 tokens ran slower (two
-// wgmma a commit group).
-constexpr int kWeightK = kBlockK, kWeightStages = kStages;
-constexpr u32 kWeightStageBytes = (kBlockM + kBlockN) * kWeightK * 2;
-
+// expert_gemm.cu's ring (kBlockK = 64-token stages, kStages = 3 of them beside the staging tile). Six stages of 32
+// tokens ran slower (two wgmma a commit group).
 struct alignas(1024) WeightShared {
-  bf16 a[kWeightStages][kBlockM * kWeightK];  // two 64×64 boxes of [tokens, P]
-  bf16 b[kWeightStages][kBlockN * kWeightK];  // four 64×64 boxes of [tokens, Q]
+  bf16 a[kStages][kBlockM * kBlockK];  // two 64×64 boxes of [tokens, P]
+  bf16 b[kStages][kBlockN * kBlockK];  // four 64×64 boxes of [tokens, Q]
   bf16 c[kBlockN / 64][kBlockM * 64];  // the tile in four 128×64 boxes, 128-byte swizzled as the output map stores them
-  u64 full[kWeightStages];
-  u64 empty[kWeightStages];
+  u64 full[kStages];
+  u64 empty[kStages];
   u64 staged;
   u64 drained;
   int ends[kMaxGroups];
@@ -54,14 +51,14 @@ __device__ __forceinline__ void produce_weight(WeightShared& s, const TensorMap*
   u32 phase = 0;
   for (int tile = blockIdx.x; tile < total; tile += gridDim.x) {
     WeightTile t = locate_weight(tile, s.ends, row_tiles, column_tiles);
-    for (int token = t.token0; token < t.token_end; token += kWeightK) {
+    for (int token = t.token0; token < t.token_end; token += kBlockK) {
       barrier_wait(&s.empty[stage], phase ^ 1);
-      barrier_expect(&s.full[stage], kWeightStageBytes);
+      barrier_expect(&s.full[stage], kStageBytes);
 #pragma unroll
-      for (int q = 0; q < kBlockM / 64; ++q) tma_load(s.a[stage] + q * 64 * kWeightK, a_map, &s.full[stage], t.row0 + 64 * q, token);
+      for (int q = 0; q < kBlockM / 64; ++q) tma_load(s.a[stage] + q * 64 * kBlockK, a_map, &s.full[stage], t.row0 + 64 * q, token);
 #pragma unroll
-      for (int q = 0; q < kBlockN / 64; ++q) tma_load(s.b[stage] + q * 64 * kWeightK, b_map, &s.full[stage], t.col0 + 64 * q, token);
-      if (++stage == kWeightStages) stage = 0, phase ^= 1;
+      for (int q = 0; q < kBlockN / 64; ++q) tma_load(s.b[stage] + q * 64 * kBlockK, b_map, &s.full[stage], t.col0 + 64 * q, token);
+      if (++stage == kStages) stage = 0, phase ^= 1;
     }
   }
 }
@@ -94,31 +91,31 @@ __device__ __forceinline__ void consume_weight(WeightShared& s, int row_tiles, i
   u32 phase = 0, round = 0;
   for (int tile = blockIdx.x; tile < total; tile += gridDim.x, ++round) {
     const WeightTile t = locate_weight(tile, s.ends, row_tiles, column_tiles);
-    const int tokens = t.token_end - t.token0, blocks = (tokens + kWeightK - 1) / kWeightK;
+    const int tokens = t.token_end - t.token0, blocks = (tokens + kBlockK - 1) / kBlockK;
     for (int kb = 0; kb < blocks; ++kb) {
-      const int valid = tokens - kb * kWeightK;
+      const int valid = tokens - kb * kBlockK;
       barrier_wait(&s.full[stage], phase);
-      bf16* a = s.a[stage] + consumer * 64 * kWeightK;
-      if (valid < kWeightK) {
+      bf16* a = s.a[stage] + consumer * 64 * kBlockK;
+      if (valid < kBlockK) {
         // Rows past the group's end (the next group's, or TMA's zeros past the last row): zero them in this warpgroup's
         // A box, visibly to wgmma's async proxy, before any of its threads multiplies.
-        for (int chunk = valid * 8 + threadIdx.x % 128; chunk < kWeightK * 8; chunk += 128) reinterpret_cast<Pack*>(a)[chunk] = Pack{};
+        for (int chunk = valid * 8 + threadIdx.x % 128; chunk < kBlockK * 8; chunk += 128) reinterpret_cast<Pack*>(a)[chunk] = Pack{};
         asm volatile("fence.proxy.async.shared::cta;" ::: "memory");
         asm volatile("bar.sync %0, 128;" ::"r"(1 + consumer) : "memory");
       }
       wgmma_fence();
 #pragma unroll
-      for (int kk = 0; kk < kWeightK / 16; ++kk)
-        wgmma_64x256x16<1, 1>(acc, matrix_descriptor(a + kk * 16 * 64, 64 * kWeightK * 2),
-                              matrix_descriptor(s.b[stage] + kk * 16 * 64, 64 * kWeightK * 2), kb > 0 || kk > 0);
+      for (int kk = 0; kk < kBlockK / 16; ++kk)
+        wgmma_64x256x16<1, 1>(acc, matrix_descriptor(a + kk * 16 * 64, 64 * kBlockK * 2),
+                              matrix_descriptor(s.b[stage] + kk * 16 * 64, 64 * kBlockK * 2), kb > 0 || kk > 0);
       wgmma_commit();
       wgmma_wait_one();
-      if (kb > 0 && lane == 0) barrier_arrive(&s.empty[stage == 0 ? kWeightStages - 1 : stage - 1]);
-      if (++stage == kWeightStages) stage = 0, phase ^= 1;
+      if (kb > 0 && lane == 0) barrier_arrive(&s.empty[stage == 0 ? kStages - 1 : stage - 1]);
+      if (++stage == kStages) stage = 0, phase ^= 1;
     }
     wgmma_wait_all();
     if (blocks > 0) {
-      if (lane == 0) barrier_arrive(&s.empty[stage == 0 ? kWeightStages - 1 : stage - 1]);
+      if (lane == 0) barrier_arrive(&s.empty[stage == 0 ? kStages - 1 : stage - 1]);
       stage_weight_tile(s, acc, round, consumer, warp, lane);
     } else {
       stage_weight_zeros(s, round, consumer);  // an expert without tokens: its gradient is zero
